@@ -1,0 +1,21 @@
+"""Exact inverse classification for softmax and logistic-regression models.
+
+Given ``p(x) = softmax(A x + b)``, an instance ``x0``, a target class ``k`` and ``lam > 0``, find the
+unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). numpy/scipy only.
+
+>>> from solver import SoftmaxModel, invert, invert_path
+"""
+
+from ._api import METHODS, invert, invert_path
+from ._model import SoftmaxModel
+from ._result import IterationHistory, InversionPath, InversionResult
+
+__all__ = [
+    "METHODS",
+    "InversionPath",
+    "InversionResult",
+    "IterationHistory",
+    "SoftmaxModel",
+    "invert",
+    "invert_path",
+]

@@ -1,0 +1,281 @@
+"""``invert`` and ``invert_path``: the public entry points of the solver."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._closed_form import logistic_diagnostics, logistic_solutions
+from ._first_order import bfgs_memory_check, gradient_descent, scipy_method
+from ._model import SoftmaxModel
+from ._newton import NewtonOutcome, newton_full, newton_reduced
+from ._objective import EPS, relative_parameters
+from ._result import (
+    CONVERGED,
+    ROUND_OFF,
+    STALLED,
+    HistoryRecorder,
+    InversionPath,
+    InversionResult,
+    status_message,
+)
+from ._validation import check_instance, check_lam, check_lams, check_positive_int, check_target, check_tol
+
+METHODS = ("auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs")
+DEFAULT_MAX_ITER = {"newton": 200, "newton-full": 200, "gd": 1000, "cg": 1000, "bfgs": 1000, "lbfgs": 1000}
+
+
+def _check_model(model) -> SoftmaxModel:
+    if not isinstance(model, SoftmaxModel):
+        raise ValueError(f"model must be a solver.SoftmaxModel, got {type(model).__name__}; "
+                         "use SoftmaxModel.from_estimator(est) for a scikit-learn model")
+    return model
+
+
+def _resolve_method(method, n_classes: int, n_features: int) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method == "auto":
+        return "closed-form" if n_classes == 2 else "newton"
+    if method == "closed-form" and n_classes != 2:
+        raise ValueError(f"method='closed-form' needs a binary model (K = 2); this model has K = {n_classes}")
+    if method == "bfgs":
+        bfgs_memory_check(n_features)
+    return method
+
+
+def _start_point(x_init, x0: np.ndarray) -> np.ndarray | None:
+    if x_init is None:
+        return None
+    if isinstance(x_init, InversionResult):
+        x_init = x_init.x
+    return check_instance(x_init, x0.shape[0], name="x_init")
+
+
+def _run(model, x0, target, lam, method, start, tol, max_iter, recorder) -> tuple[np.ndarray, NewtonOutcome]:
+    """Dispatch to one iterative method; returns the solution x and the outcome."""
+    if method == "newton":
+        basis = model.reduced_basis()
+        logits = model.coef @ x0 + model.intercept
+        N = basis.M - basis.M[target]
+        u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
+        outcome = newton_reduced(N, logits - logits[target], target, lam, u, tol, max_iter, recorder)
+        return x0 + basis.lift(outcome.point), outcome
+    coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
+    x = x0.copy() if start is None else start.copy()
+    args = (coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder)
+    if method == "newton-full":
+        outcome = newton_full(*args)
+    elif method == "gd":
+        outcome = gradient_descent(*args)
+    else:
+        outcome = scipy_method(method, *args)
+    return outcome.point, outcome
+
+
+def _closed_form(model, x0, target, lams):
+    X = logistic_solutions(model.coef, model.intercept, x0, target, lams)
+    energy, grad_norm, proba = logistic_diagnostics(model.coef, model.intercept, x0, target, lams, X)
+    c_norm = np.linalg.norm(model.coef[1] - model.coef[0])
+    floor = 100.0 * EPS * (lams * np.linalg.norm(X - x0, axis=1) + c_norm + 1.0)
+    return X, energy, grad_norm, proba, floor
+
+
+def _closed_form_status(grad_norm: float, floor: float, tol: float) -> int:
+    if grad_norm <= tol:
+        return CONVERGED
+    return ROUND_OFF if grad_norm <= floor else STALLED
+
+
+def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max_iter=None, record=False):
+    r"""The closest instance the model assigns to ``target``, for one trade-off ``lam``.
+
+    Minimises the strongly convex energy (seed paper, eq. 2)
+
+    .. math:: E(x) = \frac{\lambda}{2} \|x - x_0\|^2 - \log p_k(x)
+
+    whose unique minimiser satisfies ``x* = x0 - Abar^T p(x*) / lam``.
+
+    Parameters
+    ----------
+    model : SoftmaxModel
+    x0 : array_like (D,)
+        The source instance.
+    target : int
+        Class index ``k`` in ``0..K-1``.
+    lam : float > 0
+        Weight of the distance; small lam pushes further towards the target.
+    x_init : array_like (D,) or InversionResult, optional
+        Warm start, e.g. the result for a neighbouring lam. Default: ``x0``.
+    method : str
+        ``"auto"`` (closed form for K = 2, else ``"newton"``); ``"newton"``: Newton in the
+        (K-1)-dimensional subspace (MATH.md section 2), O(K^3) per iteration after an O(D K^2)
+        once-per-model basis; ``"newton-full"``: the paper's full-space Newton (section 3), O(D K) per
+        iteration; ``"closed-form"`` (K = 2, section 5); baselines ``"gd"``, ``"cg"``, ``"bfgs"``,
+        ``"lbfgs"`` (memory 4).
+    tol : float
+        Stop when ``||grad E(x)|| <= tol``.
+    max_iter : int, optional
+        Iteration limit (default 200 for Newton, 1000 for the baselines).
+    record : bool
+        Keep a per-iteration :class:`IterationHistory` in ``result.history``.
+
+    Returns
+    -------
+    InversionResult
+
+    Raises
+    ------
+    ValueError
+        For invalid arguments, naming the argument. Numerical trouble is reported in the result
+        (``success=False`` and ``message``), never raised.
+
+    Examples
+    --------
+    >>> model = SoftmaxModel([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [0.0, 0.0, 0.0])
+    >>> res = invert(model, [2.0, 0.0], target=1, lam=0.1)
+    >>> bool(res.success), int(res.proba.argmax())
+    (True, 1)
+    """
+    start_time = time.perf_counter()
+    model = _check_model(model)
+    x0 = check_instance(x0, model.n_features)
+    target = check_target(target, model.n_classes)
+    lam = check_lam(lam)
+    tol = check_tol(tol)
+    method = _resolve_method(method, model.n_classes, model.n_features)
+    max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
+    start = _start_point(x_init, x0)
+    recorder = HistoryRecorder(start_time) if record else None
+
+    with np.errstate(all="ignore"):  # overflow shows up as status NON_FINITE, never as a warning
+        return _invert(model, x0, target, lam, method, start, tol, max_iter, recorder, start_time)
+
+
+def _invert(model, x0, target, lam, method, start, tol, max_iter, recorder, start_time) -> InversionResult:
+    if method == "closed-form":
+        X, energies, grad_norms, probas, floors = _closed_form(model, x0, target, np.array([lam]))
+        x, proba, energy, grad_norm, floor = X[0], probas[0], float(energies[0]), float(grad_norms[0]), float(floors[0])
+        n_iter, status = 0, _closed_form_status(grad_norm, floor, tol)
+        if recorder is not None:
+            start_energy, start_grad, start_proba = logistic_diagnostics(
+                model.coef, model.intercept, x0, target, np.array([lam]), x0[None, :])
+            recorder.add(start_energy[0], start_grad[0], start_proba[0], np.nan, start_time)
+            recorder.add(energy, grad_norm, proba, 1.0, time.perf_counter())
+    else:
+        x, outcome = _run(model, x0, target, lam, method, start, tol, max_iter, recorder)
+        proba, energy, grad_norm = outcome.proba, outcome.energy, outcome.grad_norm
+        n_iter, status, floor = outcome.n_iter, outcome.status, outcome.floor
+
+    return InversionResult(
+        x=x,
+        proba=proba,
+        energy=energy,
+        grad_norm=grad_norm,
+        n_iter=n_iter,
+        success=status in (CONVERGED, ROUND_OFF),
+        status=status,
+        message=status_message(status, grad_norm, tol, n_iter, floor, method),
+        method=method,
+        lam=lam,
+        target=target,
+        time_s=time.perf_counter() - start_time,
+        history=None if recorder is None else recorder.freeze(),
+    )
+
+
+def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=None, x_init=None):
+    r"""Solutions of :func:`invert` along ``lams``, each warm-started from the previous one.
+
+    Like scikit-learn's regularisation paths. For K = 2 (``"auto"`` or ``"closed-form"``) the path is
+    explicit (MATH.md section 5): O(D) per lam, no iterations. With ``"newton"`` the whole path stays
+    in the reduced space, O(K^3) per iteration, and is lifted to D dimensions once at the end.
+
+    Parameters
+    ----------
+    model, x0, target, method, tol, max_iter
+        As in :func:`invert`.
+    lams : array_like (n,)
+        Trade-offs, all > 0, solved in the order given (sorted order makes warm starts best).
+    x_init : array_like (D,) or InversionResult, optional
+        Warm start for the first lam.
+
+    Returns
+    -------
+    InversionPath
+        ``X[i]`` solves ``lams[i]``; ``distance[i] = ||X[i] - x0||``.
+
+    Examples
+    --------
+    >>> model = SoftmaxModel([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [0.0, 0.0, 0.0])
+    >>> path = invert_path(model, [2.0, 0.0], 1, np.logspace(-2, 1, 4))
+    >>> bool(np.all(np.diff(path.distance) < 0))
+    True
+    """
+    start_time = time.perf_counter()
+    model = _check_model(model)
+    x0 = check_instance(x0, model.n_features)
+    target = check_target(target, model.n_classes)
+    lams = check_lams(lams)
+    tol = check_tol(tol)
+    method = _resolve_method(method, model.n_classes, model.n_features)
+    max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
+    start = _start_point(x_init, x0)
+    with np.errstate(all="ignore"):
+        return _invert_path(model, x0, target, lams, method, start, tol, max_iter, start_time)
+
+
+def _invert_path(model, x0, target, lams, method, start, tol, max_iter, start_time) -> InversionPath:
+    n_lams = lams.shape[0]
+
+    if method == "closed-form":
+        X, energy, grad_norm, proba, floor = _closed_form(model, x0, target, lams)
+        n_iter = np.zeros(n_lams, dtype=int)
+        success = np.array([_closed_form_status(g, f, tol) != STALLED for g, f in zip(grad_norm, floor)])
+    elif method == "newton":
+        basis = model.reduced_basis()
+        logits = model.coef @ x0 + model.intercept
+        w0 = logits - logits[target]
+        N = basis.M - basis.M[target]
+        u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
+        outcomes = []
+        for lam in lams:
+            outcome = newton_reduced(N, w0, target, float(lam), u, tol, max_iter, None)
+            outcomes.append(outcome)
+            u = outcome.point
+        U = np.array([o.point for o in outcomes]).reshape(n_lams, basis.rank)
+        X = x0 + basis.lift(U)
+        energy, grad_norm, proba, n_iter, success = _collect(outcomes)
+    else:
+        outcomes = []
+        for lam in lams:
+            x, outcome = _run(model, x0, target, float(lam), method, start, tol, max_iter, None)
+            outcomes.append(outcome)
+            start = x
+        X = np.array([o.point for o in outcomes])
+        energy, grad_norm, proba, n_iter, success = _collect(outcomes)
+
+    return InversionPath(
+        lams=lams,
+        X=X,
+        proba=proba,
+        energy=energy,
+        distance=np.linalg.norm(X - x0, axis=1),
+        grad_norm=grad_norm,
+        n_iter=n_iter,
+        success=success,
+        target=target,
+        method=method,
+        time_s=time.perf_counter() - start_time,
+    )
+
+
+def _collect(outcomes):
+    return (
+        np.array([o.energy for o in outcomes]),
+        np.array([o.grad_norm for o in outcomes]),
+        np.array([o.proba for o in outcomes]),
+        np.array([o.n_iter for o in outcomes]),
+        np.array([o.status in (CONVERGED, ROUND_OFF) for o in outcomes]),
+    )

@@ -1,0 +1,129 @@
+"""The paper's baselines on the full-space objective: GD, Polak-Ribiere CG, BFGS, L-BFGS (memory 4).
+
+All stop on the same rule as Newton, ``||grad E|| <= tol`` in the 2-norm, or after ``max_iter``
+iterations. CG, BFGS and L-BFGS are scipy's; the stopping rule is enforced through the callback.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.optimize
+
+from ._newton import ARMIJO, MAX_BACKTRACKS, SHRINK, NewtonOutcome
+from ._objective import EPS, full_energy_and_gradient
+from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, STALLED
+
+BFGS_MAX_BYTES = 2**30  # BFGS keeps a dense D x D inverse Hessian
+
+
+def bfgs_memory_check(n_features: int) -> None:
+    needed = 8 * n_features**2
+    if needed > BFGS_MAX_BYTES:
+        raise ValueError(
+            f"method='bfgs' stores a dense {n_features} x {n_features} matrix ({needed / 2**30:.1f} GiB); "
+            "use method='lbfgs' or 'newton' for this many features"
+        )
+
+
+class _Objective:
+    """E and grad E with a one-entry cache, so the callback reuses the last evaluation."""
+
+    def __init__(self, coef_rel, intercept_rel, x0, target, lam):
+        self.args = (coef_rel, intercept_rel, x0, target, lam)
+        self.last_x = None
+        self.last = None
+
+    def __call__(self, x):
+        if self.last_x is None or not np.array_equal(x, self.last_x):
+            self.last_x = np.array(x)
+            self.last = full_energy_and_gradient(*self.args, self.last_x)
+        return self.last
+
+    def fun_and_grad(self, x):
+        energy, gradient, _ = self(x)
+        return energy, gradient
+
+
+def _floor(coef_rel, lam, x, x0):
+    return 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + float(np.linalg.norm(coef_rel)) + 1.0)
+
+
+def _finish(objective, x, n_iter, hit_max_iter, tol, coef_rel, lam, x0):
+    energy, gradient, proba = objective(x)
+    grad_norm = float(np.linalg.norm(gradient))
+    floor = _floor(coef_rel, lam, x, x0)
+    if not np.isfinite(energy):
+        status = NON_FINITE
+    elif grad_norm <= tol:
+        status = CONVERGED
+    elif hit_max_iter:
+        status = MAX_ITER
+    else:
+        status = ROUND_OFF if grad_norm <= floor else STALLED
+    return NewtonOutcome(x, proba, energy, grad_norm, n_iter, status, floor)
+
+
+def gradient_descent(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:
+    """Steepest descent with Armijo backtracking; each step starts from twice the last accepted one."""
+    objective = _Objective(coef_rel, intercept_rel, x0, target, lam)
+    energy, gradient, proba = objective(x)
+    grad_norm = float(np.linalg.norm(gradient))
+    if recorder is not None:
+        recorder.add(energy, grad_norm, proba, np.nan, time.perf_counter())
+    # 1 / (lam + ||Abar||^2 / 2) bounds the inverse curvature, since diag p - p p^T <= I / 2.
+    step = 1.0 / (lam + 0.5 * float(np.linalg.norm(coef_rel, 2)) ** 2)
+    n_iter = 0
+    while grad_norm > tol and n_iter < max_iter and np.isfinite(energy):
+        slope = -grad_norm**2
+        step, accepted = 2.0 * step, False
+        for _ in range(MAX_BACKTRACKS):
+            trial = x - step * gradient
+            trial_energy, trial_gradient, trial_proba = objective(trial)
+            if np.isfinite(trial_energy) and trial_energy <= energy + ARMIJO * step * slope:
+                accepted = True
+                break
+            step *= SHRINK
+        if not accepted:
+            break
+        x, energy, gradient, proba = trial, trial_energy, trial_gradient, trial_proba
+        grad_norm = float(np.linalg.norm(gradient))
+        n_iter += 1
+        if recorder is not None:
+            recorder.add(energy, grad_norm, proba, step, time.perf_counter())
+    return _finish(objective, x, n_iter, n_iter >= max_iter, tol, coef_rel, lam, x0)
+
+
+_SCIPY_METHODS = {"cg": "CG", "bfgs": "BFGS", "lbfgs": "L-BFGS-B"}
+
+
+def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:
+    """CG (Polak-Ribiere), BFGS or L-BFGS (memory 4) from scipy, stopped on ``||grad|| <= tol``."""
+    objective = _Objective(coef_rel, intercept_rel, x0, target, lam)
+    energy, gradient, proba = objective(x)
+    if recorder is not None:
+        recorder.add(energy, np.linalg.norm(gradient), proba, np.nan, time.perf_counter())
+    previous = [np.array(x)]
+
+    def callback(intermediate_result):
+        current = np.asarray(intermediate_result.x)
+        energy_, gradient_, proba_ = objective(current)
+        grad_norm_ = float(np.linalg.norm(gradient_))
+        if recorder is not None:
+            moved = np.linalg.norm(current - previous[0])
+            recorder.add(energy_, grad_norm_, proba_, moved, time.perf_counter())
+        previous[0] = np.array(current)
+        if grad_norm_ <= tol:
+            raise StopIteration
+
+    if method == "lbfgs":
+        options = {"maxiter": max_iter, "maxcor": 4, "ftol": 0.0, "gtol": 0.0, "maxfun": 20 * max_iter}
+    else:
+        options = {"maxiter": max_iter, "gtol": tol, "norm": 2}
+    if np.linalg.norm(gradient) <= tol:
+        return _finish(objective, x, 0, False, tol, coef_rel, lam, x0)
+    result = scipy.optimize.minimize(
+        objective.fun_and_grad, x, jac=True, method=_SCIPY_METHODS[method], options=options, callback=callback
+    )
+    return _finish(objective, np.asarray(result.x), int(result.nit), int(result.nit) >= max_iter, tol, coef_rel, lam, x0)

@@ -1,0 +1,151 @@
+"""The softmax classifier ``p(x) = softmax(A x + b)`` that every solver works on."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import scipy.special
+
+from ._basis import ReducedBasis, build_basis
+from ._validation import as_finite_array
+
+
+class SoftmaxModel:
+    """A softmax (multinomial logistic) classifier ``p(x) = softmax(A x + b)``.
+
+    Parameters
+    ----------
+    coef : array_like (K, D)
+        Weight matrix ``A``, one row per class; K >= 2.
+    intercept : array_like (K,)
+        Biases ``b``.
+    classes : sequence of length K, optional
+        Class labels (default ``0..K-1``); solvers always take a class *index*.
+    feature_names : sequence of str of length D, optional
+
+    Notes
+    -----
+    The model is immutable. The reduced basis of MATH.md section 2 (O(D K^2)) is computed on first
+    use and shared by every instance, target and lam, so one model object should be reused.
+
+    Examples
+    --------
+    >>> model = SoftmaxModel([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [0.0, 0.0, 0.0])
+    >>> model.predict_proba([0.0, 0.0]).round(3)
+    array([0.333, 0.333, 0.333])
+    """
+
+    def __init__(self, coef, intercept, classes=None, feature_names=None):
+        A = as_finite_array(coef, "coef", 2)
+        b = as_finite_array(intercept, "intercept", 1)
+        n_classes, n_features = A.shape
+        if n_classes < 2:
+            raise ValueError(
+                f"coef must have K >= 2 rows (one per class), got {n_classes}; for a binary logistic "
+                "model with one weight row w use coef=[zeros, w], intercept=[0, b]"
+            )
+        if n_features < 1:
+            raise ValueError("coef must have at least one column (feature)")
+        if b.shape[0] != n_classes:
+            raise ValueError(f"intercept has {b.shape[0]} entries but coef has {n_classes} rows")
+        if classes is None:
+            classes = np.arange(n_classes)
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or classes.shape[0] != n_classes:
+            raise ValueError(f"classes must have {n_classes} entries, got shape {classes.shape}")
+        if len(set(classes.tolist())) != n_classes:
+            raise ValueError("classes must be distinct")
+        if feature_names is not None:
+            feature_names = tuple(str(name) for name in feature_names)
+            if len(feature_names) != n_features:
+                raise ValueError(f"feature_names has {len(feature_names)} entries but coef has {n_features} columns")
+        self._coef = np.array(A, order="C")
+        self._intercept = b.copy()
+        self._coef.setflags(write=False)
+        self._intercept.setflags(write=False)
+        self._classes = classes.copy()
+        self._classes.setflags(write=False)
+        self._feature_names = feature_names
+        self._basis: ReducedBasis | None = None
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_estimator(cls, estimator, feature_names=None) -> "SoftmaxModel":
+        """Build from a fitted scikit-learn ``LogisticRegression`` or ``Pipeline``.
+
+        Accepted: ``LogisticRegression`` (binary or multinomial), or a ``Pipeline`` of optional
+        ``StandardScaler`` steps followed by a ``LogisticRegression``. Scalers are folded into the
+        weights, ``A = W / s`` and ``b = c - W (m / s)``, so the model acts on raw features. A binary
+        model's single row ``w`` becomes ``A = [0, w]``, ``b = [0, c]``.
+        """
+        from ._sklearn import softmax_parameters
+
+        coef, intercept, classes, names = softmax_parameters(estimator)
+        return cls(coef, intercept, classes=classes, feature_names=feature_names if feature_names is not None else names)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def coef(self) -> np.ndarray:
+        """Weights ``A`` (K x D), read-only."""
+        return self._coef
+
+    @property
+    def intercept(self) -> np.ndarray:
+        """Biases ``b`` (K,), read-only."""
+        return self._intercept
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self._classes
+
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        return self._feature_names
+
+    @property
+    def n_classes(self) -> int:
+        return self._coef.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self._coef.shape[1]
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the parameters: a content key for caches."""
+        digest = hashlib.sha256()
+        digest.update(np.asarray(self._coef.shape, dtype=np.int64).tobytes())
+        digest.update(self._coef.tobytes())
+        digest.update(self._intercept.tobytes())
+        return digest.hexdigest()
+
+    def __repr__(self) -> str:
+        return f"SoftmaxModel(n_classes={self.n_classes}, n_features={self.n_features})"
+
+    # -- prediction ---------------------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``A x + b`` for one instance (D,) or many (n, D)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[-1] != self.n_features or X.ndim not in (1, 2):
+            raise ValueError(f"X must have shape ({self.n_features},) or (n, {self.n_features}), got {X.shape}")
+        return X @ self._coef.T + self._intercept
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``softmax(A x + b)``, shape (K,) or (n, K)."""
+        return scipy.special.softmax(self.decision_function(X), axis=-1)
+
+    def predict(self, X) -> np.ndarray:
+        """Index of the most probable class."""
+        return np.argmax(self.decision_function(X), axis=-1)
+
+    # -- shared precomputation ------------------------------------------------------------------
+    def reduced_basis(self) -> ReducedBasis:
+        """The basis of MATH.md section 2, computed once (thread-safe) and reused."""
+        if self._basis is None:
+            with self._lock:
+                if self._basis is None:
+                    self._basis = build_basis(self._coef)
+        return self._basis

@@ -1,0 +1,67 @@
+"""Argument checks at the public boundary. Internal code trusts what passes here."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_finite_array(value, name: str, ndim: int) -> np.ndarray:
+    """Return ``value`` as a float64 array of ``ndim`` dimensions with finite entries."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric; could not convert it to float64 ({exc})") from None
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    return array
+
+
+def check_instance(x0, n_features: int, name: str = "x0") -> np.ndarray:
+    x = as_finite_array(x0, name, 1)
+    if x.shape[0] != n_features:
+        raise ValueError(f"{name} has {x.shape[0]} features but the model has {n_features}")
+    return x
+
+
+def check_lam(lam, name: str = "lam") -> float:
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise ValueError(f"{name} must be a positive real number, got {lam!r}")
+    value = float(lam)
+    if not np.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {lam!r}")
+    return value
+
+
+def check_lams(lams) -> np.ndarray:
+    values = as_finite_array(lams, "lams", 1)
+    if values.size == 0:
+        raise ValueError("lams must contain at least one value")
+    if np.any(values <= 0.0):
+        raise ValueError(f"every lam must be > 0; lams has {int(np.sum(values <= 0))} value(s) <= 0")
+    return values
+
+
+def check_target(target, n_classes: int) -> int:
+    if isinstance(target, bool) or not isinstance(target, numbers.Integral):
+        raise ValueError(f"target must be a class index (an integer 0..{n_classes - 1}), got {target!r}")
+    index = int(target)
+    if not 0 <= index < n_classes:
+        raise ValueError(f"target must be in 0..{n_classes - 1}, got {index}")
+    return index
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_tol(tol) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    return float(tol)

@@ -1,0 +1,44 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def reference_energy(A, b, x0, k, lam, x):
+    """E(x) computed independently of the solver: scipy's log_softmax."""
+    from scipy.special import log_softmax
+
+    return 0.5 * lam * np.sum((x - x0) ** 2) - log_softmax(A @ x + b)[k]
+
+
+def reference_gradient(A, b, x0, k, lam, x):
+    """grad E(x) = lam (x - x0) + A^T (p - e_k), from scipy's softmax."""
+    from scipy.special import softmax
+
+    p = softmax(A @ x + b)
+    p[k] -= 1.0
+    return lam * (x - x0) + A.T @ p
+
+
+def gradient_scale(A, lam, x, x0):
+    """Scale of the gradient's terms, for relative stopping checks."""
+    return lam * np.linalg.norm(x - x0) + np.linalg.norm(A, 2) + 1.0
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def random_model(rng, n_classes, n_features, scale=1.0):
+    from solver import SoftmaxModel
+
+    return SoftmaxModel(rng.standard_normal((n_classes, n_features)) * scale, rng.standard_normal(n_classes))

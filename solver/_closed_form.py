@@ -9,10 +9,40 @@ With ``j`` the other class, ``c = a_j - a_k``, ``d = b_j - b_k`` and ``s0 = c^T 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import expit
 
 _MAX_STEPS = 200
+
+
+def _sigmoid(s: float) -> float:
+    if s >= 0.0:
+        return 1.0 / (1.0 + math.exp(-s))
+    e = math.exp(s)
+    return e / (1.0 + e)
+
+
+def logistic_root_scalar(s0: float, beta: float) -> float:
+    """:func:`logistic_root` for one ``beta`` in plain floats (no array overhead)."""
+    low, high, s = s0 - beta, s0, s0
+    for _ in range(_MAX_STEPS):
+        sig = _sigmoid(s)
+        h = s - s0 + beta * sig
+        if h == 0.0:
+            return s
+        if h > 0.0:
+            high = s
+        else:
+            low = s
+        nxt = s - h / (1.0 + beta * sig * (1.0 - sig))
+        if not low < nxt < high:
+            nxt = 0.5 * (low + high)
+        if abs(nxt - s) <= 2.0 * np.finfo(float).eps * max(1.0, abs(s)):
+            return nxt
+        s = nxt
+    return s
 
 
 def logistic_root(s0: float, beta: np.ndarray) -> np.ndarray:
@@ -47,7 +77,10 @@ def logistic_solutions(coef, intercept, x0, target, lams):
     d = intercept[other] - intercept[target]
     s0 = float(c @ x0 + d)
     lams = np.asarray(lams, dtype=np.float64)
-    s = logistic_root(s0, float(c @ c) / lams)
+    if lams.shape == (1,):
+        s = np.array([logistic_root_scalar(s0, float(c @ c) / float(lams[0]))])
+    else:
+        s = logistic_root(s0, float(c @ c) / lams)
     return x0[None, :] - (expit(s) / lams)[:, None] * c[None, :]
 
 

@@ -141,6 +141,12 @@ class SoftmaxModel:
         """Index of the most probable class."""
         return np.argmax(self.decision_function(X), axis=-1)
 
+    def to_bytes(self, fmt: str = "npz") -> bytes:
+        """Serialise as ``"npz"``, ``"json"`` or ``"skops"``; :func:`solver.load_model` reads all three."""
+        from ._io import model_to_bytes
+
+        return model_to_bytes(self, fmt)
+
     # -- shared precomputation ------------------------------------------------------------------
     def reduced_basis(self) -> ReducedBasis:
         """The basis of MATH.md section 2, computed once (thread-safe) and reused."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 
-from ._objective import EPS, neg_log_proba
+from ._objective import EPS, neg_log_proba, neg_log_proba_rows
 from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, STALLED, HistoryRecorder
 
 ARMIJO = 1e-4
@@ -30,9 +30,10 @@ class NewtonOutcome:
 
 
 def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve with a symmetric positive definite matrix (``lam I + ...``, so never singular in exact
+    arithmetic); LU through numpy has the least call overhead at these sizes."""
     try:
-        factor = scipy.linalg.cho_factor(matrix, lower=True, check_finite=False)
-        return scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        return np.linalg.solve(matrix, rhs)
     except np.linalg.LinAlgError:
         return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
 
@@ -50,51 +51,65 @@ def _accept_step(energy, grad_norm, trial_energy, slope, step, trial_grad_norm) 
     return step == 1.0 and at_round_off and trial_grad_norm() < grad_norm
 
 
+def _first_acceptable(energies, steps, energy, slope) -> int:
+    """Index of the first step meeting Armijo, or -1."""
+    ok = np.isfinite(energies) & (energies <= energy + ARMIJO * steps * slope)
+    return int(np.argmax(ok)) if ok.any() else -1
+
+
+_BACKTRACK_STEPS = SHRINK ** np.arange(1, MAX_BACKTRACKS + 1)
+
+
 def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecorder | None) -> NewtonOutcome:
     """Minimise ``F(u) = lam/2 ||u||^2 + logsumexp(w0 + N u)``; O(K^3) per iteration.
 
     ``grad F = lam u + N^T p`` and ``hess F = lam I + Nc^T diag(p) Nc`` with ``Nc = N - 1 (N^T p)^T``,
     the centred form of ``N^T (diag p - p p^T) N``, which stays positive semi-definite on round-off.
+    The backtracking line search (unit step first, then 0.8^j) is evaluated for all j at once: the
+    step it returns is the one the sequential search would take, for one batch of K x r work.
     """
     rank = N.shape[1]
-    floor = 100.0 * EPS * (np.linalg.norm(N) + 1.0)
+    n_norm = float(np.linalg.norm(N))
+    lam_identity = lam * np.eye(rank)
 
     def evaluate(u_):
         value, proba_ = neg_log_proba(w0 + N @ u_, target)
-        energy_ = 0.5 * lam * float(u_ @ u_) + value
-        return energy_, proba_, lam * u_ + N.T @ proba_
+        return 0.5 * lam * float(u_ @ u_) + value, proba_, lam * u_ + N.T @ proba_
 
     energy, proba, grad = evaluate(u)
-    grad_norm = float(np.linalg.norm(grad))
+    grad_norm = math.sqrt(float(grad @ grad))
+    floor = 100.0 * EPS * (n_norm + 1.0)
     if recorder is not None:
         recorder.add(energy, grad_norm, proba, np.nan, time.perf_counter())
     if not np.isfinite(energy):
         return NewtonOutcome(u, proba, energy, grad_norm, 0, NON_FINITE, floor)
     status, n_iter = MAX_ITER, 0
     for n_iter in range(max_iter + 1):
-        floor = 100.0 * EPS * (lam * float(np.linalg.norm(u)) + np.linalg.norm(N) + 1.0)
+        floor = 100.0 * EPS * (lam * math.sqrt(float(u @ u)) + n_norm + 1.0)
         if grad_norm <= tol:
             status = CONVERGED
             break
         if n_iter == max_iter:
             break
         centred = N - proba @ N
-        hessian = lam * np.eye(rank) + centred.T @ (proba[:, None] * centred)
-        direction = -_spd_solve(hessian, grad)
+        direction = -_spd_solve(lam_identity + centred.T @ (proba[:, None] * centred), grad)
         slope = float(grad @ direction)
-        step, accepted = 1.0, False
-        for _ in range(MAX_BACKTRACKS):
-            trial = u + step * direction
-            trial_energy, trial_proba, trial_grad = evaluate(trial)
-            if _accept_step(energy, grad_norm, trial_energy, slope, step, lambda: np.linalg.norm(trial_grad)):
-                accepted = True
+        step = 1.0
+        trial = u + direction
+        trial_energy, trial_proba, trial_grad = evaluate(trial)
+        if not _accept_step(energy, grad_norm, trial_energy, slope, 1.0, lambda: math.sqrt(float(trial_grad @ trial_grad))):
+            steps = _BACKTRACK_STEPS
+            U = u[None, :] + steps[:, None] * direction[None, :]
+            values, _ = neg_log_proba_rows(w0[None, :] + U @ N.T, target)
+            first = _first_acceptable(0.5 * lam * np.einsum("ij,ij->i", U, U) + values, steps, energy, slope)
+            if first < 0:
+                status = ROUND_OFF if grad_norm <= floor else STALLED
                 break
-            step *= SHRINK
-        if not accepted:
-            status = ROUND_OFF if grad_norm <= floor else STALLED
-            break
+            step = float(steps[first])
+            trial = U[first]
+            trial_energy, trial_proba, trial_grad = evaluate(trial)
         u, energy, proba, grad = trial, trial_energy, trial_proba, trial_grad
-        grad_norm = float(np.linalg.norm(grad))
+        grad_norm = math.sqrt(float(grad @ grad))
         if recorder is not None:
             recorder.add(energy, grad_norm, proba, step, time.perf_counter())
     return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor)

@@ -6,11 +6,11 @@ import time
 
 import numpy as np
 
-from ._closed_form import logistic_diagnostics, logistic_solutions
-from ._first_order import bfgs_memory_check, gradient_descent, scipy_method
+from ._closed_form import logistic_path
+from ._first_order import bfgs_memory_check, conjugate_gradient, gradient_descent, scipy_method
 from ._model import SoftmaxModel
 from ._newton import NewtonOutcome, newton_full, newton_reduced
-from ._objective import EPS, relative_parameters
+from ._objective import full_energy_and_gradient, relative_parameters
 from ._result import (
     CONVERGED,
     ROUND_OFF,
@@ -18,6 +18,7 @@ from ._result import (
     HistoryRecorder,
     InversionPath,
     InversionResult,
+    ReducedState,
     status_message,
 )
 from ._validation import check_instance, check_lam, check_lams, check_positive_int, check_target, check_tol
@@ -45,23 +46,49 @@ def _resolve_method(method, n_classes: int, n_features: int) -> str:
     return method
 
 
-def _start_point(x_init, x0: np.ndarray) -> np.ndarray | None:
+def _start_point(x_init, x0: np.ndarray):
+    """``(vector, reduced state)`` to start from; either may be None."""
     if x_init is None:
-        return None
+        return None, None
     if isinstance(x_init, InversionResult):
-        x_init = x_init.x
-    return check_instance(x_init, x0.shape[0], name="x_init")
+        return check_instance(x_init.x, x0.shape[0], name="x_init"), x_init.warm_state
+    return check_instance(x_init, x0.shape[0], name="x_init"), None
 
 
-def _run(model, x0, target, lam, method, start, tol, max_iter, recorder) -> tuple[np.ndarray, NewtonOutcome]:
-    """Dispatch to one iterative method; returns the solution x and the outcome."""
+# Use the path tangent to predict the next solution when lam moves by at most this factor.
+_PREDICT_MAX_RATIO = 2.0
+
+
+def _predicted(u, lam_from, tangent, lam):
+    """First-order continuation along the path: ``u*(lam) ~ u*(lam_from) + (lam - lam_from) du/dlam``."""
+    if tangent is not None and 1 / _PREDICT_MAX_RATIO <= lam / lam_from <= _PREDICT_MAX_RATIO:
+        return u + (lam - lam_from) * tangent
+    return u
+
+
+def _reduced_start(model, x0, target, lam, start, state):
+    """Basis, logits ``A x0 + b`` and starting coordinates ``u`` for reduced Newton.
+
+    From a previous result on the same model and instance nothing D-sized is recomputed; for the same
+    target the tangent ``du/dlam`` predicts the new solution to second order in the change of lam.
+    """
+    basis = model.reduced_basis()
+    if state is not None and state.basis is basis and np.array_equal(state.x0, x0):
+        tangent = state.du_dlam if state.target == target else None
+        return basis, state.logits, _predicted(state.u, state.lam, tangent, lam)
+    logits = model.coef @ x0 + model.intercept
+    u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
+    return basis, logits, u
+
+
+def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=None):
+    """Dispatch to one iterative method; returns the solution x, the outcome and any reduced state."""
     if method == "newton":
-        basis = model.reduced_basis()
-        logits = model.coef @ x0 + model.intercept
+        basis, logits, u = _reduced_start(model, x0, target, lam, start, state)
         N = basis.M - basis.M[target]
-        u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
         outcome = newton_reduced(N, logits - logits[target], target, lam, u, tol, max_iter, recorder)
-        return x0 + basis.lift(outcome.point), outcome
+        warm = ReducedState(basis, x0, logits, outcome.point, lam, target, outcome.tangent)
+        return x0 + basis.lift(outcome.point), outcome, warm
     coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
     x = x0.copy() if start is None else start.copy()
     args = (coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder)
@@ -69,17 +96,15 @@ def _run(model, x0, target, lam, method, start, tol, max_iter, recorder) -> tupl
         outcome = newton_full(*args)
     elif method == "gd":
         outcome = gradient_descent(*args)
+    elif method == "cg":
+        outcome = conjugate_gradient(*args)
     else:
         outcome = scipy_method(method, *args)
-    return outcome.point, outcome
+    return outcome.point, outcome, None
 
 
 def _closed_form(model, x0, target, lams):
-    X = logistic_solutions(model.coef, model.intercept, x0, target, lams)
-    energy, grad_norm, proba = logistic_diagnostics(model.coef, model.intercept, x0, target, lams, X)
-    c_norm = np.linalg.norm(model.coef[1] - model.coef[0])
-    floor = 100.0 * EPS * (lams * np.linalg.norm(X - x0, axis=1) + c_norm + 1.0)
-    return X, energy, grad_norm, proba, floor
+    return logistic_path(model.coef, model.intercept, x0, target, lams)
 
 
 def _closed_form_status(grad_norm: float, floor: float, tol: float) -> int:
@@ -146,25 +171,26 @@ def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max
     tol = check_tol(tol)
     method = _resolve_method(method, model.n_classes, model.n_features)
     max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
-    start = _start_point(x_init, x0)
+    start, state = _start_point(x_init, x0)
     recorder = HistoryRecorder(start_time) if record else None
 
     with np.errstate(all="ignore"):  # overflow shows up as status NON_FINITE, never as a warning
-        return _invert(model, x0, target, lam, method, start, tol, max_iter, recorder, start_time)
+        return _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorder, start_time)
 
 
-def _invert(model, x0, target, lam, method, start, tol, max_iter, recorder, start_time) -> InversionResult:
+def _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorder, start_time) -> InversionResult:
+    warm = None
     if method == "closed-form":
         X, energies, grad_norms, probas, floors = _closed_form(model, x0, target, np.array([lam]))
         x, proba, energy, grad_norm, floor = X[0], probas[0], float(energies[0]), float(grad_norms[0]), float(floors[0])
         n_iter, status = 0, _closed_form_status(grad_norm, floor, tol)
         if recorder is not None:
-            start_energy, start_grad, start_proba = logistic_diagnostics(
-                model.coef, model.intercept, x0, target, np.array([lam]), x0[None, :])
-            recorder.add(start_energy[0], start_grad[0], start_proba[0], np.nan, start_time)
+            coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
+            start_energy, start_grad, start_proba = full_energy_and_gradient(coef_rel, intercept_rel, x0, target, lam, x0)
+            recorder.add(start_energy, np.linalg.norm(start_grad), start_proba, np.nan, start_time)
             recorder.add(energy, grad_norm, proba, 1.0, time.perf_counter())
     else:
-        x, outcome = _run(model, x0, target, lam, method, start, tol, max_iter, recorder)
+        x, outcome, warm = _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state)
         proba, energy, grad_norm = outcome.proba, outcome.energy, outcome.grad_norm
         n_iter, status, floor = outcome.n_iter, outcome.status, outcome.floor
 
@@ -182,6 +208,7 @@ def _invert(model, x0, target, lam, method, start, tol, max_iter, recorder, star
         target=target,
         time_s=time.perf_counter() - start_time,
         history=None if recorder is None else recorder.freeze(),
+        warm_state=warm,
     )
 
 
@@ -221,12 +248,12 @@ def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=N
     tol = check_tol(tol)
     method = _resolve_method(method, model.n_classes, model.n_features)
     max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
-    start = _start_point(x_init, x0)
+    start, state = _start_point(x_init, x0)
     with np.errstate(all="ignore"):
-        return _invert_path(model, x0, target, lams, method, start, tol, max_iter, start_time)
+        return _invert_path(model, x0, target, lams, method, start, state, tol, max_iter, start_time)
 
 
-def _invert_path(model, x0, target, lams, method, start, tol, max_iter, start_time) -> InversionPath:
+def _invert_path(model, x0, target, lams, method, start, state, tol, max_iter, start_time) -> InversionPath:
     n_lams = lams.shape[0]
 
     if method == "closed-form":
@@ -234,23 +261,23 @@ def _invert_path(model, x0, target, lams, method, start, tol, max_iter, start_ti
         n_iter = np.zeros(n_lams, dtype=int)
         success = np.array([_closed_form_status(g, f, tol) != STALLED for g, f in zip(grad_norm, floor)])
     elif method == "newton":
-        basis = model.reduced_basis()
-        logits = model.coef @ x0 + model.intercept
+        basis, logits, u = _reduced_start(model, x0, target, float(lams[0]), start, state)
         w0 = logits - logits[target]
         N = basis.M - basis.M[target]
-        u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
         outcomes = []
         for lam in lams:
-            outcome = newton_reduced(N, w0, target, float(lam), u, tol, max_iter, None)
-            outcomes.append(outcome)
-            u = outcome.point
+            lam = float(lam)
+            if outcomes:
+                u = _predicted(outcomes[-1].point, previous_lam, outcomes[-1].tangent, lam)
+            outcomes.append(newton_reduced(N, w0, target, lam, u, tol, max_iter, None))
+            previous_lam = lam
         U = np.array([o.point for o in outcomes]).reshape(n_lams, basis.rank)
         X = x0 + basis.lift(U)
         energy, grad_norm, proba, n_iter, success = _collect(outcomes)
     else:
         outcomes = []
         for lam in lams:
-            x, outcome = _run(model, x0, target, float(lam), method, start, tol, max_iter, None)
+            x, outcome, _ = _run(model, x0, target, float(lam), method, start, tol, max_iter, None)
             outcomes.append(outcome)
             start = x
         X = np.array([o.point for o in outcomes])

@@ -12,9 +12,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, lambertw
 
 _MAX_STEPS = 200
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _initial_root(s0: float, beta: float) -> float:
+    """Root of ``s - s0 + beta e^s = 0``, the equation with sigma(s) ~ e^s: ``s0 - W(beta e^s0)``.
+
+    Accurate where the target wins clearly (s very negative), and inside the bracket in any case.
+    """
+    log_z = math.log(beta) + s0
+    w = float(lambertw(math.exp(log_z)).real) if log_z < 700.0 else log_z - math.log(log_z)
+    return min(max(s0 - w, s0 - beta), s0)
 
 
 def _sigmoid(s: float) -> float:
@@ -26,7 +37,9 @@ def _sigmoid(s: float) -> float:
 
 def logistic_root_scalar(s0: float, beta: float) -> float:
     """:func:`logistic_root` for one ``beta`` in plain floats (no array overhead)."""
-    low, high, s = s0 - beta, s0, s0
+    if beta == 0.0:
+        return s0
+    low, high, s = s0 - beta, s0, _initial_root(s0, beta)
     for _ in range(_MAX_STEPS):
         sig = _sigmoid(s)
         h = s - s0 + beta * sig
@@ -37,10 +50,10 @@ def logistic_root_scalar(s0: float, beta: float) -> float:
         else:
             low = s
         nxt = s - h / (1.0 + beta * sig * (1.0 - sig))
+        if abs(nxt - s) <= 2.0 * _EPS * max(1.0, abs(s)):
+            return nxt
         if not low < nxt < high:
             nxt = 0.5 * (low + high)
-        if abs(nxt - s) <= 2.0 * np.finfo(float).eps * max(1.0, abs(s)):
-            return nxt
         s = nxt
     return s
 
@@ -53,48 +66,49 @@ def logistic_root(s0: float, beta: np.ndarray) -> np.ndarray:
     beta = np.asarray(beta, dtype=np.float64)
     low = s0 - beta
     high = np.full_like(beta, s0)
-    s = high.copy()
+    with np.errstate(divide="ignore"):
+        log_z = np.log(beta) + s0
+    big = log_z >= 700.0
+    w = np.where(big, log_z - np.log(np.where(big, log_z, 1.0)), lambertw(np.exp(np.minimum(log_z, 700.0))).real)
+    s = np.clip(s0 - w, low, high)
     for _ in range(_MAX_STEPS):
         sig = expit(s)
         h = s - s0 + beta * sig
         high = np.where(h > 0, s, high)
         low = np.where(h < 0, s, low)
         newton = s - h / (1.0 + beta * sig * (1.0 - sig))
+        done = (h == 0) | (np.abs(newton - s) <= 2.0 * _EPS * np.maximum(1.0, np.abs(s)))
         inside = (newton > low) & (newton < high)
-        nxt = np.where(inside, newton, 0.5 * (low + high))
+        nxt = np.where(done | inside, newton, 0.5 * (low + high))
         nxt = np.where(h == 0, s, nxt)
-        done = np.abs(nxt - s) <= 2.0 * np.finfo(float).eps * np.maximum(1.0, np.abs(s))
         s = nxt
         if np.all(done):
             break
     return s
 
 
-def logistic_solutions(coef, intercept, x0, target, lams):
-    """Solutions ``X`` (n, D) for each lam in ``lams``; O(D) per lam."""
+def logistic_path(coef, intercept, x0, target, lams):
+    """Solutions for each lam, with ``(energy, grad_norm, proba, floor)`` computed from the solutions
+    themselves (not from the root), so the reported gradient is honest; O(D) per lam."""
     other = 1 - target
     c = coef[other] - coef[target]
-    d = intercept[other] - intercept[target]
-    s0 = float(c @ x0 + d)
-    lams = np.asarray(lams, dtype=np.float64)
+    d = float(intercept[other] - intercept[target])
+    cc = float(c @ c)
+    s0 = float(c @ x0) + d
     if lams.shape == (1,):
-        s = np.array([logistic_root_scalar(s0, float(c @ c) / float(lams[0]))])
+        roots = np.array([logistic_root_scalar(s0, cc / float(lams[0]))])
     else:
-        s = logistic_root(s0, float(c @ c) / lams)
-    return x0[None, :] - (expit(s) / lams)[:, None] * c[None, :]
-
-
-def logistic_diagnostics(coef, intercept, x0, target, lams, X):
-    """Honest ``(energy, grad_norm, proba)`` at each row of X, computed from X itself; O(D) per row."""
-    other = 1 - target
-    c = coef[other] - coef[target]
-    d = intercept[other] - intercept[target]
+        roots = logistic_root(s0, cc / lams)
+    step = expit(roots) / lams
+    X = x0[None, :] - step[:, None] * c[None, :]
     s = X @ c + d
     sig = expit(s)
     diff = X - x0
-    energy = 0.5 * lams * np.einsum("ij,ij->i", diff, diff) + np.logaddexp(0.0, s)
-    gradient = lams[:, None] * diff + sig[:, None] * c[None, :]
+    distance = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    energy = 0.5 * lams * distance**2 + np.logaddexp(0.0, s)
+    grad_norm = np.linalg.norm(lams[:, None] * diff + sig[:, None] * c[None, :], axis=1)
     proba = np.empty((X.shape[0], 2))
     proba[:, other] = sig
     proba[:, target] = expit(-s)
-    return energy, np.linalg.norm(gradient, axis=1), proba
+    floor = 100.0 * np.finfo(float).eps * (lams * distance + math.sqrt(cc) + 1.0)
+    return X, energy, grad_norm, proba, floor

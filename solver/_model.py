@@ -69,6 +69,7 @@ class SoftmaxModel:
         self._classes.setflags(write=False)
         self._feature_names = feature_names
         self._basis: ReducedBasis | None = None
+        self._fingerprint: str | None = None
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------------
@@ -115,12 +116,14 @@ class SoftmaxModel:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the parameters: a content key for caches."""
-        digest = hashlib.sha256()
-        digest.update(np.asarray(self._coef.shape, dtype=np.int64).tobytes())
-        digest.update(self._coef.tobytes())
-        digest.update(self._intercept.tobytes())
-        return digest.hexdigest()
+        """SHA-256 of the parameters: a content key for caches (computed once)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            digest.update(np.asarray(self._coef.shape, dtype=np.int64).tobytes())
+            digest.update(self._coef.tobytes())
+            digest.update(self._intercept.tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return f"SoftmaxModel(n_classes={self.n_classes}, n_features={self.n_features})"

@@ -27,6 +27,7 @@ class NewtonOutcome:
     n_iter: int
     status: int
     floor: float
+    tangent: np.ndarray | None = None  # du*/dlam = -H^{-1} u at the solution (reduced Newton)
 
 
 def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -112,7 +113,12 @@ def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecord
         grad_norm = math.sqrt(float(grad @ grad))
         if recorder is not None:
             recorder.add(energy, grad_norm, proba, step, time.perf_counter())
-    return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor)
+    tangent = None
+    if status in (CONVERGED, ROUND_OFF):
+        # Differentiating lam u + N^T p(u) = 0 along the path gives H du/dlam = -u.
+        centred = N - proba @ N
+        tangent = -_spd_solve(lam_identity + centred.T @ (proba[:, None] * centred), u)
+    return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor, tangent)
 
 
 def newton_full(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:

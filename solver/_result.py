@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -93,6 +93,21 @@ class HistoryRecorder:
 
 
 @dataclass(frozen=True, eq=False)
+class ReducedState:
+    """What a warm re-solve on the same model and instance reuses, so it does no D-sized work before
+    its Newton iterations: the basis the coordinates refer to, the logits ``A x0 + b``, the reduced
+    solution ``u`` and the path's tangent ``du/dlam = -H^{-1} u`` at ``lam`` for ``target``."""
+
+    basis: object
+    x0: np.ndarray
+    logits: np.ndarray
+    u: np.ndarray
+    lam: float
+    target: int
+    du_dlam: np.ndarray | None
+
+
+@dataclass(frozen=True, eq=False)
 class InversionResult:
     """The minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_target(x)`` and how it was found.
 
@@ -122,6 +137,8 @@ class InversionResult:
         Wall time of the call in seconds.
     history : IterationHistory or None
         Per-iteration record when ``record=True``.
+    warm_state : ReducedState or None
+        Internal: lets ``invert(..., x_init=result)`` skip D-sized work (reduced Newton only).
     """
 
     x: np.ndarray
@@ -137,6 +154,7 @@ class InversionResult:
     target: int
     time_s: float
     history: IterationHistory | None = None
+    warm_state: ReducedState | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,182 @@
+"""Plotly figure builders: pure functions from data to ``go.Figure`` (testable without Streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf")
+
+
+def colour(index: int) -> str:
+    return CLASS_COLOURS[index % len(CLASS_COLOURS)]
+
+
+def _image(values, shape):
+    return np.asarray(values, dtype=float).reshape(shape)
+
+
+def image_triptych(x0, x, shape, titles=("source", "counterfactual", "difference")) -> go.Figure:
+    """Source, counterfactual and their difference; the difference on a diverging scale centred at 0."""
+    diff = _image(x - x0, shape)
+    bound = float(np.abs(diff).max()) or 1.0
+    low, high = float(min(x0.min(), x.min(), 0.0)), float(max(x0.max(), x.max(), 1.0))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.06)
+    fig.add_trace(go.Heatmap(z=_image(x0, shape), colorscale="gray_r", zmin=low, zmax=high, showscale=False,
+                             hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra>source</extra>"), 1, 1)
+    fig.add_trace(go.Heatmap(z=_image(x, shape), colorscale="gray_r", zmin=low, zmax=high, showscale=False,
+                             hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra>counterfactual</extra>"), 1, 2)
+    fig.add_trace(go.Heatmap(z=diff, colorscale="RdBu_r", zmid=0.0, zmin=-bound, zmax=bound,
+                             colorbar=dict(title="change", len=0.9),
+                             hovertemplate="row %{y}, col %{x}: %{z:+.3f}<extra>difference</extra>"), 1, 3)
+    for col in (1, 2, 3):
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if col == 1 else col}", showticklabels=False, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def probability_bars(before, after, class_names, target: int) -> go.Figure:
+    """Every class's probability at the source and at the counterfactual."""
+    names = list(class_names)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(name="source", x=names, y=before, marker_color="#9aa5b1",
+                         hovertemplate="%{x}: %{y:.4f}<extra>source</extra>"))
+    fig.add_trace(go.Bar(name="counterfactual", x=names, y=after,
+                         marker_color=[colour(target) if i == target else "#4a5568" for i in range(len(names))],
+                         hovertemplate="%{x}: %{y:.4f}<extra>counterfactual</extra>"))
+    fig.update_layout(barmode="group", height=300, yaxis=dict(title="probability", range=[0, 1]),
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def path_figures(lams, proba, distance, class_names, target: int, current_lam: float) -> go.Figure:
+    """Probabilities vs log lam, distance vs lam, and the trade-off (distance vs target probability)."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("class probabilities along the path", "distance ||x − x0||",
+                                                        "trade-off"), horizontal_spacing=0.08)
+    for i, name in enumerate(class_names):
+        width = 4 if i == target else 1.5
+        fig.add_trace(go.Scatter(x=lams, y=proba[:, i], name=str(name), line=dict(color=colour(i), width=width),
+                                 hovertemplate=f"{name}: " + "%{y:.4f} at λ=%{x:.3g}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(x=lams, y=distance, name="distance", showlegend=False, line=dict(color="#333"),
+                             hovertemplate="λ=%{x:.3g}: distance %{y:.4g}<extra></extra>"), 1, 2)
+    fig.add_trace(go.Scatter(x=distance, y=proba[:, target], mode="lines", showlegend=False,
+                             line=dict(color=colour(target), width=3), customdata=lams,
+                             hovertemplate="distance %{x:.4g}, p=%{y:.4f}, λ=%{customdata:.3g}<extra></extra>"), 1, 3)
+    index = int(np.argmin(np.abs(np.log(lams) - np.log(current_lam))))
+    for col in (1, 2):
+        fig.add_vline(x=current_lam, line=dict(color="black", dash="dash"), row=1, col=col)
+    fig.add_trace(go.Scatter(x=[distance[index]], y=[proba[index, target]], mode="markers", showlegend=False,
+                             marker=dict(size=12, color="black", symbol="x"), hoverinfo="skip"), 1, 3)
+    fig.update_xaxes(type="log", title_text="λ", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="λ", row=1, col=2)
+    fig.update_xaxes(title_text="distance", row=1, col=3)
+    fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text=f"p({class_names[target]})", range=[0, 1], row=1, col=3)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def convergence_figure(histories: dict, best_energy: float) -> go.Figure:
+    """``E - E*`` and ``||grad||`` per iteration and per millisecond, log scale (seed paper, Figure 2)."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=("E − E* per iteration", "E − E* over time",
+                                                        "‖grad E‖ per iteration", "‖grad E‖ over time"),
+                        vertical_spacing=0.14, horizontal_spacing=0.08)
+    floor = 1e-17
+    for i, (name, history) in enumerate(histories.items()):
+        gap = np.maximum(history.energy - best_energy, floor)
+        iters = np.arange(len(gap))
+        ms = 1e3 * history.time_s
+        style = dict(color=colour(i))
+        for row, values in ((1, gap), (2, np.maximum(history.grad_norm, floor))):
+            fig.add_trace(go.Scatter(x=iters, y=values, name=name, legendgroup=name, showlegend=row == 1,
+                                     mode="lines+markers", line=style, marker=dict(size=4)), row, 1)
+            fig.add_trace(go.Scatter(x=ms, y=values, name=name, legendgroup=name, showlegend=False,
+                                     mode="lines+markers", line=style, marker=dict(size=4)), row, 2)
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_xaxes(title_text="iteration", col=1, row=2)
+    fig.update_xaxes(title_text="milliseconds", col=2, row=2)
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def image_strip(X, shape, labels) -> go.Figure:
+    """A row of images (e.g. counterfactuals along the lambda path)."""
+    n = len(X)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=labels, horizontal_spacing=0.01)
+    low, high = float(min(np.min(X), 0.0)), float(max(np.max(X), 1.0))
+    for j in range(n):
+        fig.add_trace(go.Heatmap(z=_image(X[j], shape), colorscale="gray_r", zmin=low, zmax=high, showscale=False,
+                                 hoverinfo="skip"), 1, j + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{'' if j == 0 else j + 1}", row=1, col=j + 1)
+        fig.update_xaxes(showticklabels=False, row=1, col=j + 1)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=200, margin=dict(l=5, r=5, t=35, b=5))
+    return fig
+
+
+def image_grid(X, shape, titles, columns: int = 10, colorscale="gray_r", diverging=False, height_per_row=110) -> go.Figure:
+    """A grid of images: a data preview, or each class's weight vector (diverging, centred at 0)."""
+    n = len(X)
+    rows = int(np.ceil(n / columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.06)
+    for j in range(n):
+        z = _image(X[j], shape)
+        if diverging:
+            bound = float(np.abs(z).max()) or 1.0
+            trace = go.Heatmap(z=z, colorscale="RdBu_r", zmid=0.0, zmin=-bound, zmax=bound, showscale=False)
+        else:
+            trace = go.Heatmap(z=z, colorscale=colorscale, zmin=0, zmax=1, showscale=False)
+        r, c = divmod(j, columns)
+        fig.add_trace(trace, r + 1, c + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=rows * height_per_row + 30, margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+def class_balance(counts, class_names) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(class_names), y=counts, marker_color=[colour(i) for i in range(len(counts))]))
+    fig.update_layout(height=260, yaxis_title="rows", margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
+
+def confusion_figure(matrix, class_names) -> go.Figure:
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix, texttemplate="%{text}",
+                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title_text="true class")
+    fig.update_xaxes(title_text="predicted class")
+    fig.update_layout(height=max(300, 40 * len(names) + 100), margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
+
+def decision_regions(model, X, y, class_names, x0, path_X, x_current, grid_size: int = 200) -> go.Figure:
+    """The plane coloured by predicted class, the data, the source, the path x*(lam) and the current point."""
+    points = np.vstack([X, path_X, x0[None, :]])
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = 0.1 * (high - low) + 1e-9
+    gx = np.linspace(low[0] - pad[0], high[0] + pad[0], grid_size)
+    gy = np.linspace(low[1] - pad[1], high[1] + pad[1], grid_size)
+    mesh = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    predicted = model.predict(mesh).reshape(grid_size, grid_size)
+    n_classes = len(class_names)
+    scale = [[i / max(n_classes - 1, 1), colour(i)] for i in range(n_classes)]
+    fig = go.Figure(go.Heatmap(x=gx, y=gy, z=predicted, colorscale=scale, opacity=0.25, showscale=False,
+                               zmin=0, zmax=n_classes - 1, hoverinfo="skip"))
+    for i, name in enumerate(class_names):
+        mask = y == i
+        fig.add_trace(go.Scatter(x=X[mask, 0], y=X[mask, 1], mode="markers", name=str(name),
+                                 marker=dict(color=colour(i), size=6, line=dict(width=0.5, color="white"))))
+    fig.add_trace(go.Scatter(x=path_X[:, 0], y=path_X[:, 1], mode="lines", name="path x*(λ)",
+                             line=dict(color="black", width=3)))
+    fig.add_trace(go.Scatter(x=[x0[0]], y=[x0[1]], mode="markers", name="source x0",
+                             marker=dict(color="white", size=16, symbol="circle", line=dict(width=3, color="black"))))
+    fig.add_trace(go.Scatter(x=[x_current[0]], y=[x_current[1]], mode="markers", name="counterfactual",
+                             marker=dict(color="gold", size=18, symbol="star", line=dict(width=2, color="black"))))
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=20, b=10), xaxis=dict(range=[gx[0], gx[-1]]),
+                      yaxis=dict(range=[gy[0], gy[-1]], scaleanchor="x"))
+    return fig

@@ -8,7 +8,7 @@
 from ._builtin import list_builtin, load_builtin, make_text_like, make_toy_2d
 from ._dataset import CategoricalGroup, DataError, Dataset, TabularEncoding
 from ._tabular import MissingValuesError, default_target
-from ._upload import LIMITS, parse_upload
+from ._upload import LIMITS, parse_upload, table_columns
 
 __all__ = [
     "LIMITS",
@@ -23,4 +23,5 @@ __all__ = [
     "make_text_like",
     "make_toy_2d",
     "parse_upload",
+    "table_columns",
 ]

@@ -76,6 +76,17 @@ def parse_upload(data: bytes, filename: str, target: str | None = None, drop_mis
     raise DataError(f"{name}: unsupported file type {suffix or '(none)'}; upload a .csv/.tsv table, an .npz with X and y, or a .zip of class folders of images")
 
 
+def table_columns(data: bytes, filename: str) -> list[str]:
+    """The header of an uploaded table (to let the user pick the target); [] if it cannot be read."""
+    try:
+        text = _decode_text(bytes(data[: 2**20]), filename)
+        suffix = PurePosixPath(filename).suffix.lower()
+        header = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text, suffix), nrows=0)
+    except (DataError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeError):
+        return []
+    return [str(c).strip() for c in header.columns][:MAX_COLUMNS]
+
+
 # -- tables -----------------------------------------------------------------------------------
 def _decode_text(data: bytes, name: str) -> str:
     if b"\x00" in data[:8192]:

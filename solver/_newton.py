@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.lapack import dposv
 
 from ._objective import EPS, neg_log_proba, neg_log_proba_rows
 from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, STALLED, HistoryRecorder
@@ -31,12 +32,15 @@ class NewtonOutcome:
 
 
 def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve with a symmetric positive definite matrix (``lam I + ...``, so never singular in exact
-    arithmetic); LU through numpy has the least call overhead at these sizes."""
-    try:
-        return np.linalg.solve(matrix, rhs)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+    """Solve with a symmetric positive definite matrix (``lam I + ...``, never singular in exact
+    arithmetic) by LAPACK's Cholesky ``dposv``, called directly: at K x K sizes the wrappers of
+    numpy.linalg and scipy.linalg cost more than the factorisation. Least squares if it fails."""
+    if matrix.shape[0] == 0:
+        return np.zeros(0)
+    _, solution, info = dposv(matrix, rhs)
+    if info == 0:
+        return solution
+    return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
 
 
 def _accept_step(energy, grad_norm, trial_energy, slope, step, trial_grad_norm) -> bool:

@@ -47,7 +47,7 @@ def probability_bars(before, after, class_names, target: int) -> go.Figure:
     fig.add_trace(go.Bar(name="counterfactual", x=names, y=after,
                          marker_color=[colour(target) if i == target else "#4a5568" for i in range(len(names))],
                          hovertemplate="%{x}: %{y:.4f}<extra>counterfactual</extra>"))
-    fig.update_layout(barmode="group", height=300, yaxis=dict(title="probability", range=[0, 1]),
+    fig.update_layout(barmode="group", height=300, yaxis=dict(title="probability", range=[0, 1]), xaxis_type="category",
                       margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
     return fig
 
@@ -97,7 +97,8 @@ def convergence_figure(histories: dict, best_energy: float) -> go.Figure:
                                      mode="lines+markers", line=style, marker=dict(size=4)), row, 2)
     fig.update_yaxes(type="log", exponentformat="power")
     fig.update_xaxes(title_text="iteration", col=1, row=2)
-    fig.update_xaxes(title_text="milliseconds", col=2, row=2)
+    fig.update_xaxes(type="log", col=2)
+    fig.update_xaxes(title_text="milliseconds (log scale)", col=2, row=2)
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -131,6 +132,7 @@ def image_grid(X, shape, titles, columns: int = 10, colorscale="gray_r", divergi
             trace = go.Heatmap(z=z, colorscale=colorscale, zmin=0, zmax=1, showscale=False)
         r, c = divmod(j, columns)
         fig.add_trace(trace, r + 1, c + 1)
+        fig.update_yaxes(scaleanchor=f"x{'' if j == 0 else j + 1}", row=r + 1, col=c + 1)
     fig.update_yaxes(autorange="reversed", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
     fig.update_annotations(font_size=11)
@@ -140,7 +142,7 @@ def image_grid(X, shape, titles, columns: int = 10, colorscale="gray_r", divergi
 
 def class_balance(counts, class_names) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(class_names), y=counts, marker_color=[colour(i) for i in range(len(counts))]))
-    fig.update_layout(height=260, yaxis_title="rows", margin=dict(l=10, r=10, t=20, b=10))
+    fig.update_layout(height=260, yaxis_title="rows", xaxis_type="category", margin=dict(l=10, r=10, t=20, b=10))
     return fig
 
 
@@ -148,8 +150,8 @@ def confusion_figure(matrix, class_names) -> go.Figure:
     names = [str(c) for c in class_names]
     fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix, texttemplate="%{text}",
                                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title_text="true class")
-    fig.update_xaxes(title_text="predicted class")
+    fig.update_yaxes(autorange="reversed", title_text="true class", type="category")
+    fig.update_xaxes(title_text="predicted class", type="category")
     fig.update_layout(height=max(300, 40 * len(names) + 100), margin=dict(l=10, r=10, t=20, b=10))
     return fig
 

@@ -74,6 +74,48 @@ def default_target(model: SoftmaxModel, x0: np.ndarray) -> int:
     return int(np.argsort(model.predict_proba(x0))[-2])
 
 
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def upload_columns(raw: bytes, filename: str) -> list[str]:
+    """Header of an uploaded table; keyed by the bytes themselves, so only the uploader can hit it."""
+    return datasets.table_columns(raw, filename)
+
+
+def load_upload(raw: bytes, filename: str, target: str | None, drop_missing: bool) -> str | None:
+    """Make an upload the current dataset. Returns an error message, or None on success.
+
+    Nothing in the session changes unless parsing and training both succeed.
+    """
+    try:
+        dataset = datasets.parse_upload(raw, filename, target=target, drop_missing=drop_missing)
+        set_dataset(f"upload:{dataset.name}", dataset)
+    except datasets.MissingValuesError as exc:
+        return f"{exc}. Tick 'Drop rows with missing or non-finite values' to load the rest."
+    except ValueError as exc:  # DataError, and training's own checks
+        return str(exc)
+    return None
+
+
+def load_model_file(raw: bytes, filename: str) -> str | None:
+    """Make an uploaded model file the current model, if it fits the current dataset."""
+    from solver import ModelFileError, load_model
+    from training import compatibility_error
+
+    try:
+        model = load_model(raw, filename)
+    except ModelFileError as exc:
+        return str(exc)
+    dataset = st.session_state[DATASET]
+    problem = compatibility_error(model, dataset.n_features, dataset.n_classes)
+    if problem:
+        return f"{filename} was not loaded: {problem}"
+    classes = list(model.classes)
+    if [str(c) for c in classes] == [str(k) for k in range(model.n_classes)]:
+        classes = list(dataset.class_names)  # unnamed classes: use the dataset's names
+    model = SoftmaxModel(model.coef, model.intercept, classes=classes, feature_names=dataset.feature_names)
+    set_model(model, f"loaded from {filename}")
+    return None
+
+
 def init_session() -> None:
     """Fill defaults once per session, honouring a shared link's query parameters."""
     if DATASET in st.session_state:

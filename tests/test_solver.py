@@ -334,3 +334,32 @@ def test_solver_never_imports_streamlit():
             names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
             names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
             assert not any(name.split(".")[0] == "streamlit" for name in names), path
+
+
+@pytest.mark.parametrize("s0", [-700.0, -50.0, -3.0, 0.0, 2.0, 40.0, 700.0])
+def test_logistic_root_solves_its_equation(s0):
+    from scipy.special import expit
+
+    from solver._closed_form import logistic_root, logistic_root_scalar
+
+    betas = np.array([0.0, 1e-8, 0.5, 3.0, 1e3, 1e9, 1e14, 1e300])
+    vector = logistic_root(s0, betas)
+    for beta, s in zip(betas, vector):
+        assert s0 - beta <= s <= s0
+        sig = expit(s)
+        newton_step = (s - s0 + beta * sig) / (1 + beta * sig * (1 - sig))
+        assert abs(newton_step) <= 4e-16 * max(1.0, abs(s), abs(s0))
+        assert logistic_root_scalar(s0, beta) == pytest.approx(s, rel=1e-12, abs=1e-12)
+
+
+def test_warm_state_is_reused_only_for_the_same_model_and_instance(rng):
+    model = random_model(rng, 10, 200, scale=0.2)
+    x0 = rng.random(200)
+    first = invert(model, x0, 7, 0.01)
+    assert first.warm_state is not None and first.warm_state.basis is model.reduced_basis()
+    other_x0 = rng.random(200)
+    res = invert(model, other_x0, 7, 0.0105, x_init=first)  # different instance: start from first.x instead
+    assert_stationary(model, other_x0, 7, 0.0105, res)
+    copy = SoftmaxModel(model.coef, model.intercept)  # same numbers, different basis object
+    res = invert(copy, x0, 2, 0.0105, x_init=first)
+    assert_stationary(copy, x0, 2, 0.0105, res)

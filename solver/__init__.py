@@ -9,9 +9,13 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 from ._api import METHODS, invert, invert_path
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
+from ._questions import CounterfactualResult, closest_with_probability, minimal_flip
 from ._result import IterationHistory, InversionPath, InversionResult
 
 __all__ = [
+    "CounterfactualResult",
+    "closest_with_probability",
+    "minimal_flip",
     "FORMATS",
     "METHODS",
     "ModelFileError",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._closed_form import logistic_path
+from ._constraints import Constraints, parse_constraints
 from ._first_order import bfgs_memory_check, conjugate_gradient, gradient_descent, scipy_method
 from ._model import SoftmaxModel
 from ._newton import NewtonOutcome, newton_full, newton_reduced
+from ._projected import projected_newton
 from ._objective import full_energy_and_gradient, relative_parameters
 from ._result import (
     CONVERGED,
@@ -23,8 +26,10 @@ from ._result import (
 )
 from ._validation import check_instance, check_lam, check_lams, check_positive_int, check_target, check_tol
 
-METHODS = ("auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs")
-DEFAULT_MAX_ITER = {"newton": 200, "newton-full": 200, "gd": 1000, "cg": 1000, "bfgs": 1000, "lbfgs": 1000}
+METHODS = ("auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs", "projected-newton")
+DEFAULT_MAX_ITER = {"newton": 200, "newton-full": 200, "projected-newton": 500, "gd": 1000, "cg": 1000, "bfgs": 1000,
+                    "lbfgs": 1000}
+BOUNDED_METHODS = ("auto", "newton", "projected-newton", "lbfgs")
 
 
 def _check_model(model) -> SoftmaxModel:
@@ -34,9 +39,15 @@ def _check_model(model) -> SoftmaxModel:
     return model
 
 
-def _resolve_method(method, n_classes: int, n_features: int) -> str:
+def _resolve_method(method, n_classes: int, n_features: int, bounded: bool = False) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if bounded:
+        if method not in BOUNDED_METHODS:
+            raise ValueError(f"method={method!r} does not handle bounds; use 'newton' (projected Newton) or 'lbfgs'")
+        return "lbfgs" if method == "lbfgs" else "projected-newton"
+    if method == "projected-newton":
+        raise ValueError("method='projected-newton' is for problems with bounds; pass bounds=(lower, upper)")
     if method == "auto":
         return "closed-form" if n_classes == 2 else "newton"
     if method == "closed-form" and n_classes != 2:
@@ -44,6 +55,44 @@ def _resolve_method(method, n_classes: int, n_features: int) -> str:
     if method == "bfgs":
         bfgs_memory_check(n_features)
     return method
+
+
+@dataclass(frozen=True, eq=False)
+class _Problem:
+    """The problem the solvers see: with constraints, the column-scaled model in the free features
+    (MATH.md section 6), its source ``y0`` and ranges; otherwise the user's own model and x0."""
+
+    model: SoftmaxModel
+    x0: np.ndarray
+    constraints: Constraints | None
+    source: np.ndarray  # x0 in the user's features
+
+    @property
+    def lower(self):
+        return None if self.constraints is None or not self.constraints.bounded else self.constraints.reduced_bounds()[0]
+
+    @property
+    def upper(self):
+        return None if self.constraints is None or not self.constraints.bounded else self.constraints.reduced_bounds()[1]
+
+    def to_reduced(self, x):
+        return x if self.constraints is None else self.constraints.to_reduced(x)
+
+    def to_full(self, y):
+        return y if self.constraints is None else self.constraints.to_full(y, self.source)
+
+
+def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Problem:
+    constraints = parse_constraints(model.n_features, immutable, cost, bounds)
+    if constraints is None:
+        return _Problem(model, x0, None, x0)
+    if constraints.free.size == 0:
+        raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
+    scaled = model.column_scaled(constraints.free, constraints.scale, constraints.key)
+    fixed = np.ones(model.n_features, dtype=bool)
+    fixed[constraints.free] = False
+    intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
+    return _Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0)
 
 
 def _start_point(x_init, x0: np.ndarray):
@@ -81,7 +130,7 @@ def _reduced_start(model, x0, target, lam, start, state):
     return basis, logits, u
 
 
-def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=None):
+def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=None, lower=None, upper=None):
     """Dispatch to one iterative method; returns the solution x, the outcome and any reduced state."""
     if method == "newton":
         basis, logits, u = _reduced_start(model, x0, target, lam, start, state)
@@ -92,14 +141,16 @@ def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=N
     coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
     x = x0.copy() if start is None else start.copy()
     args = (coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder)
-    if method == "newton-full":
+    if method == "projected-newton":
+        outcome = projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, tol, max_iter, recorder)
+    elif method == "newton-full":
         outcome = newton_full(*args)
     elif method == "gd":
         outcome = gradient_descent(*args)
     elif method == "cg":
         outcome = conjugate_gradient(*args)
     else:
-        outcome = scipy_method(method, *args)
+        outcome = scipy_method(method, *args, lower=lower, upper=upper)
     return outcome.point, outcome, None
 
 
@@ -113,7 +164,8 @@ def _closed_form_status(grad_norm: float, floor: float, tol: float) -> int:
     return ROUND_OFF if grad_norm <= floor else STALLED
 
 
-def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max_iter=None, record=False):
+def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max_iter=None, record=False,
+           immutable=None, cost=None, bounds=None):
     r"""The closest instance the model assigns to ``target``, for one trade-off ``lam``.
 
     Minimises the strongly convex energy (seed paper, eq. 2)
@@ -145,10 +197,21 @@ def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max
         Iteration limit (default 200 for Newton, 1000 for the baselines).
     record : bool
         Keep a per-iteration :class:`IterationHistory` in ``result.history``.
+    immutable : bool mask (D,) or sequence of int, optional
+        Features that must not change; they are copied from x0, so they never move, not even by
+        round-off.
+    cost : array_like (D,) of float >= 0, optional
+        Per-feature weights: the distance becomes ``sum_j cost_j (x_j - x0_j)^2`` (``1/std_j^2``
+        measures change in standard deviations; 0 means the feature cannot change).
+    bounds : (lower, upper), optional
+        Feature ranges, arrays or scalars, ``-inf``/``inf`` for none. Solved by projected Newton
+        (``method="newton"``) or L-BFGS-B (``"lbfgs"``); ``grad_norm`` is then the projected gradient.
 
     Returns
     -------
     InversionResult
+        With constraints, ``energy`` and ``grad_norm`` refer to the weighted distance, and
+        ``at_lower``/``at_upper`` list the features that end at a bound.
 
     Raises
     ------
@@ -169,16 +232,18 @@ def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max
     target = check_target(target, model.n_classes)
     lam = check_lam(lam)
     tol = check_tol(tol)
-    method = _resolve_method(method, model.n_classes, model.n_features)
+    problem = _pose(model, x0, immutable, cost, bounds)
+    method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
     max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
     start, state = _start_point(x_init, x0)
     recorder = HistoryRecorder(start_time) if record else None
-
     with np.errstate(all="ignore"):  # overflow shows up as status NON_FINITE, never as a warning
-        return _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorder, start_time)
+        return _invert(problem, target, lam, method, start, state, tol, max_iter, recorder, start_time)
 
 
-def _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorder, start_time) -> InversionResult:
+def _invert(problem, target, lam, method, start, state, tol, max_iter, recorder, start_time) -> InversionResult:
+    model, x0 = problem.model, problem.x0
+    start = None if start is None else problem.to_reduced(start)
     warm = None
     if method == "closed-form":
         X, energies, grad_norms, probas, floors = _closed_form(model, x0, target, np.array([lam]))
@@ -190,9 +255,14 @@ def _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorde
             recorder.add(start_energy, np.linalg.norm(start_grad), start_proba, np.nan, start_time)
             recorder.add(energy, grad_norm, proba, 1.0, time.perf_counter())
     else:
-        x, outcome, warm = _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state)
+        x, outcome, warm = _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state,
+                                problem.lower, problem.upper)
         proba, energy, grad_norm = outcome.proba, outcome.energy, outcome.grad_norm
         n_iter, status, floor = outcome.n_iter, outcome.status, outcome.floor
+    at_lower = at_upper = np.zeros(0, dtype=int)
+    if problem.constraints is not None:
+        x = problem.to_full(x)
+        at_lower, at_upper = problem.constraints.active_bounds(x)
 
     return InversionResult(
         x=x,
@@ -209,10 +279,13 @@ def _invert(model, x0, target, lam, method, start, state, tol, max_iter, recorde
         time_s=time.perf_counter() - start_time,
         history=None if recorder is None else recorder.freeze(),
         warm_state=warm,
+        at_lower=at_lower,
+        at_upper=at_upper,
     )
 
 
-def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=None, x_init=None):
+def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=None, x_init=None,
+                immutable=None, cost=None, bounds=None):
     r"""Solutions of :func:`invert` along ``lams``, each warm-started from the previous one.
 
     Like scikit-learn's regularisation paths. For K = 2 (``"auto"`` or ``"closed-form"``) the path is
@@ -221,7 +294,7 @@ def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=N
 
     Parameters
     ----------
-    model, x0, target, method, tol, max_iter
+    model, x0, target, method, tol, max_iter, immutable, cost, bounds
         As in :func:`invert`.
     lams : array_like (n,)
         Trade-offs, all > 0, solved in the order given (sorted order makes warm starts best).
@@ -246,14 +319,17 @@ def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=N
     target = check_target(target, model.n_classes)
     lams = check_lams(lams)
     tol = check_tol(tol)
-    method = _resolve_method(method, model.n_classes, model.n_features)
+    problem = _pose(model, x0, immutable, cost, bounds)
+    method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
     max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
     start, state = _start_point(x_init, x0)
     with np.errstate(all="ignore"):
-        return _invert_path(model, x0, target, lams, method, start, state, tol, max_iter, start_time)
+        return _invert_path(problem, target, lams, method, start, state, tol, max_iter, start_time)
 
 
-def _invert_path(model, x0, target, lams, method, start, state, tol, max_iter, start_time) -> InversionPath:
+def _invert_path(problem, target, lams, method, start, state, tol, max_iter, start_time) -> InversionPath:
+    model, x0 = problem.model, problem.x0
+    start = None if start is None else problem.to_reduced(start)
     n_lams = lams.shape[0]
 
     if method == "closed-form":
@@ -277,18 +353,21 @@ def _invert_path(model, x0, target, lams, method, start, state, tol, max_iter, s
     else:
         outcomes = []
         for lam in lams:
-            x, outcome, _ = _run(model, x0, target, float(lam), method, start, tol, max_iter, None)
+            x, outcome, _ = _run(model, x0, target, float(lam), method, start, tol, max_iter, None,
+                                 lower=problem.lower, upper=problem.upper)
             outcomes.append(outcome)
             start = x
         X = np.array([o.point for o in outcomes])
         energy, grad_norm, proba, n_iter, success = _collect(outcomes)
+    if problem.constraints is not None:
+        X = np.array([problem.to_full(y) for y in X])
 
     return InversionPath(
         lams=lams,
         X=X,
         proba=proba,
         energy=energy,
-        distance=np.linalg.norm(X - x0, axis=1),
+        distance=np.linalg.norm(X - problem.source, axis=1),
         grad_norm=grad_norm,
         n_iter=n_iter,
         success=success,

@@ -51,8 +51,10 @@ def _floor(coef_rel, lam, x, x0):
     return 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + float(np.linalg.norm(coef_rel)) + 1.0)
 
 
-def _finish(objective, x, n_iter, hit_max_iter, tol, coef_rel, lam, x0):
+def _finish(objective, x, n_iter, hit_max_iter, tol, coef_rel, lam, x0, lower=None, upper=None):
     energy, gradient, proba = objective(x)
+    if lower is not None:  # with bounds, the projected gradient is what vanishes
+        gradient = x - np.clip(x - gradient, lower, upper)
     grad_norm = float(np.linalg.norm(gradient))
     floor = _floor(coef_rel, lam, x, x0)
     if not np.isfinite(energy):
@@ -158,9 +160,13 @@ def conjugate_gradient(coef_rel, intercept_rel, x0, target, lam, x, tol, max_ite
 _SCIPY_METHODS = {"bfgs": "BFGS", "lbfgs": "L-BFGS-B"}
 
 
-def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:
-    """BFGS or L-BFGS (memory 4) from scipy, stopped on ``||grad|| <= tol``."""
+def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder, lower=None,
+                 upper=None) -> NewtonOutcome:
+    """BFGS or L-BFGS (memory 4; L-BFGS-B with bounds) from scipy, stopped on ``||grad|| <= tol``
+    (the projected gradient with bounds)."""
     objective = _Objective(coef_rel, intercept_rel, x0, target, lam)
+    if lower is not None:
+        x = np.clip(x, lower, upper)
     energy, gradient, proba = objective(x)
     if recorder is not None:
         recorder.add(energy, np.linalg.norm(gradient), proba, np.nan, time.perf_counter())
@@ -169,6 +175,8 @@ def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_i
     def callback(intermediate_result):
         current = np.asarray(intermediate_result.x)
         energy_, gradient_, proba_ = objective(current)
+        if lower is not None:
+            gradient_ = current - np.clip(current - gradient_, lower, upper)
         grad_norm_ = float(np.linalg.norm(gradient_))
         if recorder is not None:
             moved = np.linalg.norm(current - previous[0])
@@ -181,9 +189,11 @@ def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_i
         options = {"maxiter": max_iter, "maxcor": 4, "ftol": 0.0, "gtol": 0.0, "maxfun": 20 * max_iter}
     else:
         options = {"maxiter": max_iter, "gtol": tol, "norm": 2.0}
-    if np.linalg.norm(gradient) <= tol:
-        return _finish(objective, x, 0, False, tol, coef_rel, lam, x0)
-    result = scipy.optimize.minimize(
-        objective.fun_and_grad, x, jac=True, method=_SCIPY_METHODS[method], options=options, callback=callback
-    )
-    return _finish(objective, np.asarray(result.x), int(result.nit), int(result.nit) >= max_iter, tol, coef_rel, lam, x0)
+    bounds = None if lower is None else scipy.optimize.Bounds(lower, upper)
+    start = _finish(objective, x, 0, False, tol, coef_rel, lam, x0, lower, upper)
+    if start.grad_norm <= tol:
+        return start
+    result = scipy.optimize.minimize(objective.fun_and_grad, x, jac=True, method=_SCIPY_METHODS[method],
+                                     options=options, callback=callback, bounds=bounds)
+    return _finish(objective, np.asarray(result.x), int(result.nit), int(result.nit) >= max_iter, tol, coef_rel,
+                   lam, x0, lower, upper)

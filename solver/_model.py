@@ -71,6 +71,7 @@ class SoftmaxModel:
         self._basis: ReducedBasis | None = None
         self._fingerprint: str | None = None
         self._lock = threading.Lock()
+        self._derived: dict[bytes, SoftmaxModel] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -151,6 +152,36 @@ class SoftmaxModel:
         return model_to_bytes(self, fmt)
 
     # -- shared precomputation ------------------------------------------------------------------
+    _MAX_DERIVED = 8
+
+    def column_scaled(self, free: np.ndarray, scale: np.ndarray, key: bytes) -> "SoftmaxModel":
+        """``A[:, free] / scale`` with a zero intercept, cached (with its basis) per constraint key.
+
+        MATH.md section 6: costs and immutable features are this column scaling; the fixed features'
+        contribution to the logits is added per instance with :meth:`with_intercept`.
+        """
+        with self._lock:
+            derived = self._derived.get(key)
+        if derived is None:
+            derived = SoftmaxModel(self._coef[:, free] / scale, np.zeros(self.n_classes), classes=self._classes)
+            with self._lock:
+                if len(self._derived) >= self._MAX_DERIVED:
+                    self._derived.pop(next(iter(self._derived)))
+                derived = self._derived.setdefault(key, derived)
+        return derived
+
+    def with_intercept(self, intercept: np.ndarray) -> "SoftmaxModel":
+        """The same weights (and the same reduced basis object) with other biases; O(K)."""
+        twin = object.__new__(SoftmaxModel)
+        twin.__dict__.update(self.__dict__)
+        twin._intercept = np.array(intercept, dtype=np.float64)
+        twin._intercept.setflags(write=False)
+        twin._fingerprint = None
+        twin._basis = self.reduced_basis()
+        twin._lock = threading.Lock()
+        twin._derived = {}
+        return twin
+
     def reduced_basis(self) -> ReducedBasis:
         """The basis of MATH.md section 2, computed once (thread-safe) and reused."""
         if self._basis is None:

@@ -139,6 +139,8 @@ class InversionResult:
         Per-iteration record when ``record=True``.
     warm_state : ReducedState or None
         Internal: lets ``invert(..., x_init=result)`` skip D-sized work (reduced Newton only).
+    at_lower, at_upper : ndarray of int
+        Features that end at their lower / upper bound (empty without bounds).
     """
 
     x: np.ndarray
@@ -155,6 +157,8 @@ class InversionResult:
     time_s: float
     history: IterationHistory | None = None
     warm_state: ReducedState | None = field(default=None, repr=False)
+    at_lower: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    at_upper: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
 @dataclass(frozen=True, eq=False)

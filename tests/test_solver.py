@@ -321,7 +321,7 @@ def test_invert_path_rejects_bad_lams():
 
 
 def test_methods_constant_lists_every_method():
-    assert set(METHODS) == {"auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs"}
+    assert set(METHODS) == {"auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs", "projected-newton"}
 
 
 def test_solver_never_imports_streamlit():

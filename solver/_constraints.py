@@ -1,0 +1,121 @@
+"""What may change and at what price: immutable features, per-feature costs, feature ranges.
+
+MATH.md section 6: the distance ``sum_j c_j (x_j - x0_j)^2`` becomes the plain one in ``y_j = sqrt(c_j) x_j``,
+so the problem is the same with ``A`` scaled column-wise; an immutable feature (or ``c_j = 0``) is dropped
+and its fixed contribution ``A_j x0_j`` moves into the intercept. Feature ranges become ranges on ``y``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import as_finite_array
+
+
+@dataclass(frozen=True, eq=False)
+class Constraints:
+    """A validated constraint set in the solver's terms.
+
+    Attributes
+    ----------
+    free : ndarray of int
+        Features that may change (not immutable, cost > 0).
+    scale : ndarray
+        ``sqrt(cost)`` of the free features; ``y = scale * x[free]``.
+    lower, upper : ndarray or None
+        Ranges of the free features in original units (``None``: no finite bound anywhere).
+    """
+
+    free: np.ndarray
+    scale: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+
+    @property
+    def key(self) -> bytes:
+        """Identifies the column scaling (not the ranges): the part a model basis depends on."""
+        return self.free.tobytes() + b"|" + self.scale.tobytes()
+
+    @property
+    def bounded(self) -> bool:
+        return self.lower is not None
+
+    def to_reduced(self, x: np.ndarray) -> np.ndarray:
+        return self.scale * x[self.free]
+
+    def to_full(self, y: np.ndarray, x0: np.ndarray) -> np.ndarray:
+        """Features of x0 with the free ones replaced; immutable ones are copied, never recomputed."""
+        x = np.array(x0, dtype=np.float64, copy=True)
+        x[self.free] = y / self.scale
+        return x
+
+    def reduced_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scale * self.lower, self.scale * self.upper
+
+    def active_bounds(self, x: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+        """Original feature indices sitting at their lower and upper bound."""
+        if not self.bounded:
+            empty = np.zeros(0, dtype=int)
+            return empty, empty
+        values = x[self.free]
+        slack = rtol * np.maximum(1.0, np.abs(values))
+        at_lower = self.free[np.isfinite(self.lower) & (values <= self.lower + slack)]
+        at_upper = self.free[np.isfinite(self.upper) & (values >= self.upper - slack)]
+        return at_lower, at_upper
+
+
+def _immutable_mask(immutable, n_features: int) -> np.ndarray:
+    mask = np.zeros(n_features, dtype=bool)
+    if immutable is None:
+        return mask
+    values = np.asarray(immutable)
+    if values.dtype == bool:
+        if values.shape != (n_features,):
+            raise ValueError(f"immutable as a boolean mask must have {n_features} entries, got shape {values.shape}")
+        return values.copy()
+    if values.size == 0:
+        return mask
+    if values.dtype.kind not in "iu" or values.ndim != 1:
+        raise ValueError("immutable must be a boolean mask or a list of feature indices")
+    if values.min() < 0 or values.max() >= n_features:
+        raise ValueError(f"immutable indices must be in 0..{n_features - 1}")
+    mask[values] = True
+    return mask
+
+
+def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -> Constraints | None:
+    """Validate the constraint arguments; ``None`` when there are none (the plain problem)."""
+    if immutable is None and cost is None and bounds is None:
+        return None
+    fixed = _immutable_mask(immutable, n_features)
+    if cost is None:
+        weights = np.ones(n_features)
+    else:
+        weights = as_finite_array(np.broadcast_to(np.asarray(cost, dtype=float), (n_features,)) if np.ndim(cost) == 0
+                                  else cost, "cost", 1)
+        if weights.shape[0] != n_features:
+            raise ValueError(f"cost has {weights.shape[0]} entries but the model has {n_features} features")
+        if np.any(weights < 0):
+            raise ValueError("cost must be >= 0 for every feature (0 means the feature cannot change)")
+    free = np.flatnonzero(~fixed & (weights > 0))
+    lower = upper = None
+    if bounds is not None:
+        try:
+            low, high = bounds
+        except (TypeError, ValueError):
+            raise ValueError("bounds must be a pair (lower, upper) of arrays or scalars") from None
+        low = np.broadcast_to(np.asarray(low, dtype=float), (n_features,)) if np.ndim(low) == 0 else np.asarray(low, dtype=float)
+        high = np.broadcast_to(np.asarray(high, dtype=float), (n_features,)) if np.ndim(high) == 0 else np.asarray(high, dtype=float)
+        for name, values in (("lower bounds", low), ("upper bounds", high)):
+            if values.shape != (n_features,):
+                raise ValueError(f"{name} must have {n_features} entries, got shape {values.shape}")
+            if np.any(np.isnan(values)):
+                raise ValueError(f"{name} contain NaN; use -inf or +inf for 'no bound'")
+        if np.any(low > high):
+            bad = np.flatnonzero(low > high)
+            raise ValueError(f"lower > upper for feature(s) {bad[:10].tolist()}")
+        if np.any(np.isfinite(low[free])) or np.any(np.isfinite(high[free])):
+            lower, upper = low[free].copy(), high[free].copy()
+    return Constraints(free=free, scale=np.sqrt(weights[free]), lower=lower, upper=upper)

@@ -62,18 +62,18 @@ with preview:
         rows = [int(i) for rank in (0, 1) for k in range(shown) for i in (dataset.y == k).nonzero()[0][rank:rank + 1]]
         st.plotly_chart(figures.image_grid(dataset.X[rows], dataset.image_shape,
                                            [f"#{i} {dataset.class_names[dataset.y[i]]}" for i in rows]),
-                        use_container_width=True)
+                        width="stretch")
     else:
         if dataset.encoding is not None and dataset.encoding.categorical:
             table = pd.DataFrame([dataset.encoding.decode(x) for x in dataset.X[:50]])
         else:
             table = pd.DataFrame(dataset.X[:50, :50], columns=list(dataset.feature_names[:50]))
         table.insert(0, "class", [dataset.class_names[k] for k in dataset.y[:50]])
-        st.dataframe(table, use_container_width=True)
+        st.dataframe(table, width="stretch")
 with balance:
     counts = pd.Series(dataset.y).value_counts().reindex(range(dataset.n_classes), fill_value=0).to_numpy()
-    st.plotly_chart(figures.class_balance(counts, dataset.class_names), use_container_width=True)
+    st.plotly_chart(figures.class_balance(counts, dataset.class_names), width="stretch")
 with ranges:
     summary = pd.DataFrame({"feature": dataset.feature_names, "min": dataset.X.min(axis=0), "max": dataset.X.max(axis=0),
                             "mean": dataset.X.mean(axis=0), "std": dataset.X.std(axis=0)})
-    st.dataframe(summary.head(2000), use_container_width=True, hide_index=True)
+    st.dataframe(summary.head(2000), width="stretch", hide_index=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from ui import explain, figures, solve, state
+from ui import constraints, explain, figures, solve, state
 
 dataset, model, index, target, x0 = solve.question()
 names = [str(c) for c in model.classes]
@@ -49,11 +49,60 @@ with st.container(border=True):
     pick.selectbox(f"Instance ({len(options):,} match)", options, key="_widget_instance",
                    format_func=lambda i: f"#{i} · true {dataset.class_names[dataset.y[i]]} · predicted {names[predicted[i]]}",
                    on_change=lambda: choose(st.session_state["_widget_instance"]))
-    shuffle.button("Random", icon=":material/casino:", use_container_width=True,
+    shuffle.button("Random", icon=":material/casino:", width="stretch",
                    on_click=lambda: choose(np.random.default_rng().choice(candidates)))
     proba0 = model.predict_proba(x0)
     state.bind(pick_target.selectbox, "Target class", state.TARGET, options=list(range(model.n_classes)),
                format_func=lambda k: f"{names[k]}  (now p = {proba0[k]:.3f})")
+
+
+with st.expander("What may change", expanded=False):
+    if dataset.kind == "image":
+        state.bind(st.toggle, "Keep pixels in [0, 1]", state.PIXEL_RANGE,
+                   help="Counterfactual images stay valid images: projected Newton with the range as bounds.")
+    else:
+        state.bind(st.toggle, "Measure change in standard deviations (cost = 1/std²)", state.STANDARDISED)
+        st.caption("Lock features that cannot change, weigh what is costly, bound ranges (e.g. age may only "
+                   "rise: min = current age). Categorical features stay as they are unless 'level may change' "
+                   "is ticked; the two questions below then try every other level, one feature at a time.")
+        edited = st.data_editor(solve.constraint_table(), hide_index=True, width="stretch",
+                                disabled=["feature", "kind"], key=f"constraints_{dataset.content_hash[:12]}",
+                                column_config={"cost": st.column_config.NumberColumn(format="%.4g", min_value=0.0),
+                                               "min": st.column_config.NumberColumn(format="%.4g"),
+                                               "max": st.column_config.NumberColumn(format="%.4g")})
+        solve.set_constraint_table(edited)
+
+with st.container(border=True):
+    flip_col, alpha_col, ask_col = st.columns([2, 1, 2])
+    flip_col.button("Smallest change that flips the decision", icon=":material/swap_horiz:", width="stretch",
+                    on_click=solve.answer_question, args=("flip",))
+    alpha_col.number_input("α", min_value=0.01, max_value=0.9999, value=0.9, step=0.05, format="%.4f",
+                           label_visibility="collapsed", key="alpha")
+    ask_col.button(f"Closest with p({names[target]}) ≥ α", icon=":material/target:", width="stretch",
+                   on_click=lambda: solve.answer_question("alpha", st.session_state["alpha"]))
+    answer = solve.current_answer()
+    if answer is not None:
+        kind, asked_alpha, result, lam = answer
+        title = "Smallest change that flips the decision" if kind == "flip" else f"Closest with p ≥ {asked_alpha:g}"
+        if not result.success:
+            st.warning(f"{title}: {result.message}")
+        else:
+            st.markdown(f"**{title}**")
+            cols = st.columns(3)
+            cols[0].metric(f"p({names[target]})", f"{result.proba[target]:.4f}")
+            cols[1].metric("distance", f"{result.distance:.4g}")
+            cols[2].metric("λ on the path", "—" if lam is None else f"{lam:.4g}")
+            if dataset.kind == "image":
+                st.plotly_chart(figures.image_triptych(x0, result.x, dataset.image_shape), width="stretch")
+            else:
+                st.info(explain.reading(dataset, x0, result.x, names[target], float(result.proba[target])))
+                st.dataframe(explain.change_table(dataset, x0, result.x), width="stretch", hide_index=True)
+            arguments = solve.constraint_arguments(for_questions=True)
+            active = constraints.describe_active(dataset, x0, result.x, arguments, result.at_lower, result.at_upper)
+            changes = "; ".join(f"{a} → {b}" for _, a, b in result.level_changes)
+            st.caption(f"{result.message}. Active constraints: {active}."
+                       + (f" Level changed: {changes}." if changes else "")
+                       + " The slider below moved to the λ whose answer reaches the same probability.")
 
 
 @st.fragment
@@ -65,6 +114,7 @@ def counterfactual_panel():
     lam = 10.0 ** log_lam
     result = solve.solve_current(lam)
     state.share_link_params()
+    arguments = solve.constraint_arguments()
     before, after = model.predict_proba(x0), result.proba
     distance = float(np.linalg.norm(result.x - x0))
     cols = st.columns(6)
@@ -76,14 +126,17 @@ def counterfactual_panel():
     cols[5].metric("‖grad E‖", f"{result.grad_norm:.1e}", help=result.message)
     if not result.success:
         st.warning(result.message)
+    if arguments:
+        st.caption("Active constraints: " + constraints.describe_active(dataset, x0, result.x, arguments,
+                                                                         result.at_lower, result.at_upper) + ".")
 
     if dataset.kind == "image":
-        st.plotly_chart(figures.image_triptych(x0, result.x, dataset.image_shape), use_container_width=True)
+        st.plotly_chart(figures.image_triptych(x0, result.x, dataset.image_shape), width="stretch")
     else:
         target_name = names[target]
         st.info(explain.reading(dataset, x0, result.x, target_name, float(after[target])))
-        st.dataframe(explain.change_table(dataset, x0, result.x), use_container_width=True, hide_index=True)
-    st.plotly_chart(figures.probability_bars(before, after, names, target), use_container_width=True)
+        st.dataframe(explain.change_table(dataset, x0, result.x), width="stretch", hide_index=True)
+    st.plotly_chart(figures.probability_bars(before, after, names, target), width="stretch")
 
     down_csv, down_png, _ = st.columns([1, 1, 3])
     down_csv.download_button("Counterfactual (CSV)", solve.counterfactual_csv(dataset.feature_names, x0, result.x),

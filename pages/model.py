@@ -55,7 +55,7 @@ if trained is not None:
     b.metric("test accuracy", f"{trained.test_accuracy:.1%}")
     c.metric("fit time", f"{trained.fit_seconds:.2f} s")
     st.markdown("**Confusion matrix** (test set)")
-    st.plotly_chart(figures.confusion_figure(trained.confusion, model.classes), use_container_width=True)
+    st.plotly_chart(figures.confusion_figure(trained.confusion, model.classes), width="stretch")
 else:
     accuracy = float(np.mean(model.predict(dataset.X) == dataset.y))
     a.metric("accuracy on the whole dataset", f"{accuracy:.1%}")
@@ -64,7 +64,7 @@ if dataset.kind == "image":
     st.markdown("**Each class's weight vector** (red pushes towards the class, blue away)")
     centred = model.coef - model.coef.mean(axis=0)
     st.plotly_chart(figures.image_grid(centred, dataset.image_shape, [str(c) for c in model.classes], diverging=True,
-                                       height_per_row=140), use_container_width=True)
+                                       height_per_row=140), width="stretch")
 
 st.markdown("**Download**")
 cols = st.columns(len(solver.FORMATS))

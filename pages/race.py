@@ -35,11 +35,11 @@ results = {label: invert(model, x0, target, lam, method=method, tol=tol, max_ite
            for label, method in methods.items()}
 best = min(r.energy for r in results.values())
 st.plotly_chart(figures.convergence_figure({label: r.history for label, r in results.items()}, best),
-                use_container_width=True)
+                width="stretch")
 table = pd.DataFrame([
     {"method": label, "iterations": r.n_iter, "time (ms)": round(r.time_s * 1e3, 3),
      "final ‖grad E‖": f"{r.grad_norm:.2e}", "E − E*": f"{max(r.energy - best, 0):.1e}", "converged": r.success,
      "message": r.message}
     for label, r in results.items()
 ])
-st.dataframe(table, use_container_width=True, hide_index=True)
+st.dataframe(table, width="stretch", hide_index=True)

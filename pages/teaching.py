@@ -40,7 +40,7 @@ def plane():
     result = solve.solve_current(10.0 ** log_lam)
     path = solve.current_path()
     st.plotly_chart(figures.decision_regions(model, dataset.X, dataset.y, names, x0, path.X, result.x),
-                    use_container_width=True)
+                    width="stretch")
     a, b, c = st.columns(3)
     a.metric(f"p({names[target]})", f"{result.proba[target]:.4f}")
     b.metric("distance", f"{np.linalg.norm(result.x - x0):.4g}")

@@ -22,21 +22,21 @@ with st.expander("What am I looking at?"):
     )
 
 path = solve.current_path()
-st.plotly_chart(figures.path_figures(path.lams, path.proba, path.distance, names, target, lam), use_container_width=True)
+st.plotly_chart(figures.path_figures(path.lams, path.proba, path.distance, names, target, lam), width="stretch")
 st.caption(f"{len(path.lams)} values of λ from {path.lams[0]:.0e} to {path.lams[-1]:.0e}, each warm-started from "
            f"the previous one: {int(path.n_iter.sum())} Newton iterations in {path.time_s * 1e3:.1f} ms in all.")
 
 if dataset.kind == "image":
     picks = np.linspace(0, len(path.lams) - 1, 9).round().astype(int)
     labels = [f"λ={path.lams[i]:.2g}<br>p={path.proba[i, target]:.2f}" for i in picks]
-    st.plotly_chart(figures.image_strip(path.X[picks], dataset.image_shape, labels), use_container_width=True)
+    st.plotly_chart(figures.image_strip(path.X[picks], dataset.image_shape, labels), width="stretch")
 
 st.subheader("Convergence of the current solve")
 newton = invert(model, x0, target, lam, method="newton", record=True, tol=1e-13)
 full = invert(model, x0, target, lam, method="newton-full", record=True, tol=1e-13)
 best = min(newton.energy, full.energy)
 st.plotly_chart(figures.convergence_figure({"reduced Newton": newton.history, "full-space Newton (paper)": full.history},
-                                           best), use_container_width=True)
+                                           best), width="stretch")
 st.caption(f"Reduced Newton: {newton.n_iter} iterations, {newton.time_s * 1e3:.2f} ms; the paper's full-space "
            f"Newton: {full.n_iter} iterations, {full.time_s * 1e3:.2f} ms. Both from x₀, stopped at ‖grad‖ ≤ 1e-13 "
            "or the round-off floor. E* is the lower of the two final energies.")

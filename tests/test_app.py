@@ -96,9 +96,49 @@ def test_tabular_counterfactual_reads_in_the_users_terms():
     at = fresh_app({"dataset": "german-credit", "i": "1", "target": "1", "lam": "0.01"})
     reading = at.info[0].value
     assert reading.startswith("To be classified as good")
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "counterfactual" in d.value.columns)
     assert {"feature", "source", "counterfactual", "change"} <= set(table.columns)
     assert "duration_months" in set(table.feature)
+
+
+def button(at, label_start: str):
+    return next(b for b in at.button if b.label.startswith(label_start))
+
+
+def test_smallest_flip_button_answers_and_moves_the_slider():
+    at = fresh_app({"dataset": "german-credit", "i": "1", "target": "1", "lam": "100"})
+    before = at.slider(key="_widget_log_lam").value
+    button(at, "Smallest change that flips").click().run()
+    assert not at.exception
+    answer = at.session_state["answer"][-2]
+    assert answer.success and answer.proba.argmax() == 1
+    assert any(m.value == "**Smallest change that flips the decision**" for m in at.markdown)
+    assert at.slider(key="_widget_log_lam").value != before
+    # categorical features are frozen by default and stay so
+    dataset = at.session_state["dataset"]
+    x0 = dataset.X[1]
+    for group in dataset.encoding.categorical:
+        assert np.array_equal(answer.x[list(group.columns)], x0[list(group.columns)])
+
+
+def test_alpha_button_reaches_the_probability_in_standardised_units():
+    at = fresh_app({"dataset": "german-credit", "i": "1", "target": "1"})
+    at.number_input[0].set_value(0.95)
+    button(at, "Closest with p(").click().run()
+    assert not at.exception
+    answer = at.session_state["answer"][-2]
+    assert answer.success and answer.proba[1] >= 0.95 - 1e-9
+    assert float(metric(at, "p(good)")) >= 0.95 - 1e-4
+
+
+def test_images_stay_in_the_pixel_range_by_default():
+    at = fresh_app({"lam": "0.001"})
+    result = at.session_state["warm_start"][1]
+    assert result.method == "projected-newton" and result.success
+    assert result.x.min() >= 0.0 and result.x.max() <= 1.0
+    at.toggle(key="_widget_pixel_range").set_value(False).run()
+    unconstrained = at.session_state["warm_start"][1]
+    assert unconstrained.method == "newton" and unconstrained.x.min() < 0.0
 
 
 def test_teaching_view_switches_to_the_toy_and_moves_with_the_slider():

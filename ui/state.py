@@ -23,6 +23,7 @@ DEFAULT_LOG_LAM = -1.0
 DATASET, DATASET_NAME, TRAINED, MODEL, MODEL_LABEL = "dataset", "dataset_name", "trained", "model", "model_label"
 INSTANCE, TARGET, LOG_LAM, WARM = "instance", "target", "log_lam", "warm_start"
 TRAIN_PARAMS = "train_params"
+CONSTRAINTS, PIXEL_RANGE, STANDARDISED, ANSWER = "constraints", "pixel_range", "standardised", "answer"
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading dataset…")
@@ -57,6 +58,8 @@ def set_dataset(name: str, dataset: Dataset, model_params: dict | None = None) -
     set_model(trained.model, f"trained here (C={params['C']:g}{', standardised' if params['standardize'] else ''})", trained)
     st.session_state[INSTANCE] = 0
     st.session_state[TARGET] = default_target(trained.model, dataset.X[0])
+    st.session_state[CONSTRAINTS] = None
+    st.session_state[ANSWER] = None
 
 
 def set_model(model: SoftmaxModel, label: str, trained: TrainedModel | None = None) -> None:
@@ -127,6 +130,8 @@ def init_session() -> None:
     set_dataset(name, builtin_dataset(name))
     dataset, model = st.session_state[DATASET], st.session_state[MODEL]
     st.session_state[LOG_LAM] = DEFAULT_LOG_LAM
+    st.session_state[PIXEL_RANGE] = True
+    st.session_state[STANDARDISED] = True
     try:
         if "i" in params:
             st.session_state[INSTANCE] = int(np.clip(int(params["i"]), 0, dataset.n_samples - 1))

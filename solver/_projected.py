@@ -35,12 +35,15 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         value, proba_ = neg_log_proba(B @ x_ + intercept_rel, target)
         return 0.5 * lam * float(diff_ @ diff_) + value, proba_
 
-    x = np.clip(x, lower, upper)
+    def clip(v):  # np.clip's dispatch costs more than the work at these sizes
+        return np.minimum(np.maximum(v, lower), upper)
+
+    x = clip(x)
     energy, proba = evaluate(x)
     grad = lam * (x - x0) + B.T @ proba
 
     def projected_norm(x_, grad_):
-        step = x_ - np.clip(x_ - grad_, lower, upper)
+        step = x_ - clip(x_ - grad_)
         return math.sqrt(float(step @ step))
 
     pg_norm = projected_norm(x, grad)
@@ -61,18 +64,21 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         active = ((x <= lower + margin) & (grad > 0)) | ((x >= upper - margin) & (grad < 0))
         free = ~active
         direction = -grad / lam  # the active part: a gradient step scaled like lam I
-        if free.any():
-            B_free, g_free = B[:, free], grad[free]
+        free_index = np.flatnonzero(free)
+        slope_free = 0.0
+        if free_index.size:
+            B_free, g_free = B[:, free_index], grad[free_index]
             C = np.sqrt(proba)[:, None] * (identity - proba[None, :])
             CB_g = C @ (B_free @ g_free)
             y = _spd_solve(lam * identity + C @ (B_free @ B_free.T) @ C.T, CB_g)
-            direction[free] = -(g_free - B_free.T @ (C.T @ y)) / lam
+            direction[free_index] = -(g_free - B_free.T @ (C.T @ y)) / lam
+            slope_free = float(g_free @ direction[free_index])
+        grad_active = np.where(active, grad, 0.0)
         step, accepted = 1.0, False
         for _ in range(MAX_BACKTRACKS):
-            trial = np.clip(x + step * direction, lower, upper)
+            trial = clip(x + step * direction)
             trial_energy, trial_proba = evaluate(trial)
-            moved = trial - x
-            decrease = step * float(grad[free] @ direction[free]) + float(grad[active] @ moved[active])
+            decrease = step * slope_free + float(grad_active @ (trial - x))
             if np.isfinite(trial_energy) and trial_energy <= energy + ARMIJO * decrease:
                 accepted = True
                 break

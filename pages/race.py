@@ -10,7 +10,8 @@ dataset, model, index, target, x0 = solve.question()
 names = [str(c) for c in model.classes]
 lam = 10.0 ** st.session_state[state.LOG_LAM]
 st.title("Solver race")
-st.caption(f"Instance #{index} → target **{names[target]}**, λ = {lam:.4g}; every method starts at x₀.")
+st.caption(f"Instance #{index} → target **{names[target]}**, λ = {lam:.4g}; every method starts at x₀ and solves "
+           "the problem without locks, costs or ranges (the seed paper's setting).")
 
 with st.expander("What am I looking at?"):
     st.markdown(

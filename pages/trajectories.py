@@ -32,11 +32,16 @@ if dataset.kind == "image":
     st.plotly_chart(figures.image_strip(path.X[picks], dataset.image_shape, labels), width="stretch")
 
 st.subheader("Convergence of the current solve")
-newton = invert(model, x0, target, lam, method="newton", record=True, tol=1e-13)
-full = invert(model, x0, target, lam, method="newton-full", record=True, tol=1e-13)
-best = min(newton.energy, full.energy)
-st.plotly_chart(figures.convergence_figure({"reduced Newton": newton.history, "full-space Newton (paper)": full.history},
-                                           best), width="stretch")
-st.caption(f"Reduced Newton: {newton.n_iter} iterations, {newton.time_s * 1e3:.2f} ms; the paper's full-space "
-           f"Newton: {full.n_iter} iterations, {full.time_s * 1e3:.2f} ms. Both from x₀, stopped at ‖grad‖ ≤ 1e-13 "
-           "or the round-off floor. E* is the lower of the two final energies.")
+arguments = solve.constraint_arguments()
+if arguments.get("bounds") is not None:
+    labels = {"projected Newton": "newton", "L-BFGS-B (scipy)": "lbfgs"}
+    note = "With feature ranges the gradient shown is the projected gradient."
+else:
+    labels = {"reduced Newton": "newton", "full-space Newton (paper)": "newton-full"}
+    note = ""
+runs = {label: invert(model, x0, target, lam, method=method, record=True, tol=1e-12, **arguments)
+        for label, method in labels.items()}
+best = min(r.energy for r in runs.values())
+st.plotly_chart(figures.convergence_figure({label: r.history for label, r in runs.items()}, best), width="stretch")
+st.caption(" ".join(f"{label}: {r.n_iter} iterations, {r.time_s * 1e3:.2f} ms." for label, r in runs.items())
+           + " Both from x₀, stopped at ‖grad‖ ≤ 1e-12 or the round-off floor; E* is the lower final energy. " + note)

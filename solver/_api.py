@@ -108,10 +108,11 @@ def _start_point(x_init, x0: np.ndarray):
 _PREDICT_MAX_RATIO = 2.0
 
 
-def _predicted(u, lam_from, tangent, lam):
-    """First-order continuation along the path: ``u*(lam) ~ u*(lam_from) + (lam - lam_from) du/dlam``."""
-    if tangent is not None and 1 / _PREDICT_MAX_RATIO <= lam / lam_from <= _PREDICT_MAX_RATIO:
-        return u + (lam - lam_from) * tangent
+def _predicted(u, lam_from, derivatives, lam):
+    """Continuation along the path: ``u*(lam) ~ u + d u' + d^2/2 u''`` with ``d = lam - lam_from``."""
+    if derivatives is not None and 1 / _PREDICT_MAX_RATIO <= lam / lam_from <= _PREDICT_MAX_RATIO:
+        delta = lam - lam_from
+        return u + delta * derivatives[0] + 0.5 * delta**2 * derivatives[1]
     return u
 
 
@@ -119,7 +120,7 @@ def _reduced_start(model, x0, target, lam, start, state):
     """Basis, logits ``A x0 + b`` and starting coordinates ``u`` for reduced Newton.
 
     From a previous result on the same model and instance nothing D-sized is recomputed; for the same
-    target the tangent ``du/dlam`` predicts the new solution to second order in the change of lam.
+    target the path's derivatives predict the new solution to third order in the change of lam.
     """
     basis = model.reduced_basis()
     if state is not None and state.basis is basis and np.array_equal(state.x0, x0):

@@ -28,7 +28,7 @@ class NewtonOutcome:
     n_iter: int
     status: int
     floor: float
-    tangent: np.ndarray | None = None  # du*/dlam = -H^{-1} u at the solution (reduced Newton)
+    tangent: np.ndarray | None = None  # rows du*/dlam and d2u*/dlam2 at the solution (reduced Newton)
 
 
 def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -119,10 +119,26 @@ def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecord
             recorder.add(energy, grad_norm, proba, step, time.perf_counter())
     tangent = None
     if status in (CONVERGED, ROUND_OFF):
-        # Differentiating lam u + N^T p(u) = 0 along the path gives H du/dlam = -u.
-        centred = N - proba @ N
-        tangent = -_spd_solve(lam_identity + centred.T @ (proba[:, None] * centred), u)
+        tangent = path_derivatives(N, proba, lam, u)
     return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor, tangent)
+
+
+def path_derivatives(N, proba, lam, u) -> np.ndarray:
+    """``u'`` and ``u''`` of the solution path ``u*(lam)``; O(K r^2).
+
+    Differentiating ``lam u + N^T p = 0`` once gives ``H u' = -u``; twice gives
+    ``H u'' = -2 u' - N^T (dS/dlam) N u'`` with ``S = diag p - p p^T`` and, for ``s = N u'`` and
+    ``p' = p o (s - p.s)``, ``(dS/dlam) s = p' o s - p' (p.s) - p (p'.s)``.
+    """
+    centred = N - proba @ N
+    hessian = lam * np.eye(N.shape[1]) + centred.T @ (proba[:, None] * centred)
+    first = -_spd_solve(hessian, u)
+    s = N @ first
+    ps = float(proba @ s)
+    proba_dot = proba * (s - ps)
+    curvature = proba_dot * s - proba_dot * ps - proba * float(proba_dot @ s)
+    second = -_spd_solve(hessian, 2.0 * first + N.T @ curvature)
+    return np.vstack([first, second])
 
 
 def newton_full(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:

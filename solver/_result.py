@@ -96,7 +96,8 @@ class HistoryRecorder:
 class ReducedState:
     """What a warm re-solve on the same model and instance reuses, so it does no D-sized work before
     its Newton iterations: the basis the coordinates refer to, the logits ``A x0 + b``, the reduced
-    solution ``u`` and the path's tangent ``du/dlam = -H^{-1} u`` at ``lam`` for ``target``."""
+    solution ``u`` and the path's derivatives ``du/dlam``, ``d2u/dlam2`` (rows of ``du_dlam``) at ``lam``
+    for ``target``."""
 
     basis: object
     x0: np.ndarray

@@ -363,3 +363,34 @@ def test_warm_state_is_reused_only_for_the_same_model_and_instance(rng):
     copy = SoftmaxModel(model.coef, model.intercept)  # same numbers, different basis object
     res = invert(copy, x0, 2, 0.0105, x_init=first)
     assert_stationary(copy, x0, 2, 0.0105, res)
+
+
+def test_path_derivatives_match_finite_differences(rng):
+    from solver._newton import path_derivatives
+
+    model = random_model(rng, 6, 30, scale=0.4)
+    x0 = rng.random(30)
+    basis = model.reduced_basis()
+    lam = 0.05
+
+    def u_star(l):
+        res = invert(model, x0, 2, l, tol=1e-14)
+        return basis.project(res.x - x0), res
+
+    u, res = u_star(lam)
+    N = basis.M - basis.M[2]
+    first, second = path_derivatives(N, res.proba, lam, u)
+    h = 1e-6  # central differences: O(h^2) truncation, O(1e-14 / h) round-off
+    (u_minus, _), (u_plus, _) = u_star(lam - h), u_star(lam + h)
+    np.testing.assert_allclose(first, (u_plus - u_minus) / (2 * h), rtol=1e-6, atol=1e-7)
+    h = 1e-3
+    (u_minus, _), (u_plus, _) = u_star(lam - h), u_star(lam + h)
+    np.testing.assert_allclose(second, (u_plus - 2 * u + u_minus) / h**2, rtol=2e-3, atol=1e-4)
+
+
+def test_a_slider_step_re_solve_takes_one_newton_iteration(rng):
+    model = random_model(rng, 10, 784, scale=0.05)
+    x0 = rng.random(784)
+    previous = invert(model, x0, 4, 0.01)
+    res = invert(model, x0, 4, 0.01 * 10**0.02, x_init=previous, tol=1e-8)
+    assert res.success and res.n_iter <= 1

@@ -34,8 +34,7 @@ with train_tab:
                 st.error(str(exc))
             else:
                 st.session_state[state.TRAIN_PARAMS] = params
-                label = f"trained here (C={params['C']:g}{', standardised' if params['standardize'] else ''})"
-                state.set_model(trained.model, label, trained)
+                state.set_model(trained.model, state.training_label(params), trained)
                 st.rerun()
 with load_tab:
     file = st.file_uploader("Model file (.npz, .json or .skops)", type=["npz", "json", "skops"])

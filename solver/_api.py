@@ -95,16 +95,31 @@ def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Prob
     return _Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0)
 
 
+def _validate(model, x0, target, method, tol, max_iter, x_init, immutable, cost, bounds):
+    """The checks :func:`invert` and :func:`invert_path` share, and the problem the solvers see."""
+    model = _check_model(model)
+    x0 = check_instance(x0, model.n_features)
+    target = check_target(target, model.n_classes)
+    tol = check_tol(tol)
+    problem = _pose(model, x0, immutable, cost, bounds)
+    method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
+    max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
+    start, state = _start_point(x_init, x0)
+    return target, problem, method, tol, max_iter, start, state
+
+
 def _start_point(x_init, x0: np.ndarray):
     """``(vector, reduced state)`` to start from; either may be None."""
     if x_init is None:
         return None, None
     if isinstance(x_init, InversionResult):
+        if x_init.warm_state is not None and x_init.x.shape == x0.shape:
+            return x_init.x, x_init.warm_state  # our own result: already validated
         return check_instance(x_init.x, x0.shape[0], name="x_init"), x_init.warm_state
     return check_instance(x_init, x0.shape[0], name="x_init"), None
 
 
-# Use the path tangent to predict the next solution when lam moves by at most this factor.
+# Predict the next solution from the path's derivatives when lam moves by at most this factor.
 _PREDICT_MAX_RATIO = 2.0
 
 
@@ -123,9 +138,9 @@ def _reduced_start(model, x0, target, lam, start, state):
     target the path's derivatives predict the new solution to third order in the change of lam.
     """
     basis = model.reduced_basis()
-    if state is not None and state.basis is basis and np.array_equal(state.x0, x0):
-        tangent = state.du_dlam if state.target == target else None
-        return basis, state.logits, _predicted(state.u, state.lam, tangent, lam)
+    if state is not None and state.basis is basis and (state.x0 is x0 or np.array_equal(state.x0, x0)):
+        derivatives = state.derivatives if state.target == target else None
+        return basis, state.logits, _predicted(state.u, state.lam, derivatives, lam)
     logits = model.coef @ x0 + model.intercept
     u = np.zeros(basis.rank) if start is None else basis.project(start - x0)
     return basis, logits, u
@@ -137,7 +152,7 @@ def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=N
         basis, logits, u = _reduced_start(model, x0, target, lam, start, state)
         N = basis.M - basis.M[target]
         outcome = newton_reduced(N, logits - logits[target], target, lam, u, tol, max_iter, recorder)
-        warm = ReducedState(basis, x0, logits, outcome.point, lam, target, outcome.tangent)
+        warm = ReducedState(basis, x0, logits, outcome.point, lam, target, outcome.derivatives)
         return x0 + basis.lift(outcome.point), outcome, warm
     coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
     x = x0.copy() if start is None else start.copy()
@@ -153,10 +168,6 @@ def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=N
     else:
         outcome = scipy_method(method, *args, lower=lower, upper=upper)
     return outcome.point, outcome, None
-
-
-def _closed_form(model, x0, target, lams):
-    return logistic_path(model.coef, model.intercept, x0, target, lams)
 
 
 def _closed_form_status(grad_norm: float, floor: float, tol: float) -> int:
@@ -228,15 +239,9 @@ def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max
     (True, 1)
     """
     start_time = time.perf_counter()
-    model = _check_model(model)
-    x0 = check_instance(x0, model.n_features)
-    target = check_target(target, model.n_classes)
     lam = check_lam(lam)
-    tol = check_tol(tol)
-    problem = _pose(model, x0, immutable, cost, bounds)
-    method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
-    max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
-    start, state = _start_point(x_init, x0)
+    target, problem, method, tol, max_iter, start, state = _validate(model, x0, target, method, tol, max_iter, x_init,
+                                                                     immutable, cost, bounds)
     recorder = HistoryRecorder(start_time) if record else None
     with np.errstate(all="ignore"):  # overflow shows up as status NON_FINITE, never as a warning
         return _invert(problem, target, lam, method, start, state, tol, max_iter, recorder, start_time)
@@ -247,7 +252,7 @@ def _invert(problem, target, lam, method, start, state, tol, max_iter, recorder,
     start = None if start is None else problem.to_reduced(start)
     warm = None
     if method == "closed-form":
-        X, energies, grad_norms, probas, floors = _closed_form(model, x0, target, np.array([lam]))
+        X, energies, grad_norms, probas, floors = logistic_path(model.coef, model.intercept, x0, target, np.array([lam]))
         x, proba, energy, grad_norm, floor = X[0], probas[0], float(energies[0]), float(grad_norms[0]), float(floors[0])
         n_iter, status = 0, _closed_form_status(grad_norm, floor, tol)
         if recorder is not None:
@@ -315,15 +320,9 @@ def invert_path(model, x0, target, lams, *, method="auto", tol=1e-10, max_iter=N
     True
     """
     start_time = time.perf_counter()
-    model = _check_model(model)
-    x0 = check_instance(x0, model.n_features)
-    target = check_target(target, model.n_classes)
     lams = check_lams(lams)
-    tol = check_tol(tol)
-    problem = _pose(model, x0, immutable, cost, bounds)
-    method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
-    max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
-    start, state = _start_point(x_init, x0)
+    target, problem, method, tol, max_iter, start, state = _validate(model, x0, target, method, tol, max_iter, x_init,
+                                                                     immutable, cost, bounds)
     with np.errstate(all="ignore"):
         return _invert_path(problem, target, lams, method, start, state, tol, max_iter, start_time)
 
@@ -334,7 +333,7 @@ def _invert_path(problem, target, lams, method, start, state, tol, max_iter, sta
     n_lams = lams.shape[0]
 
     if method == "closed-form":
-        X, energy, grad_norm, proba, floor = _closed_form(model, x0, target, lams)
+        X, energy, grad_norm, proba, floor = logistic_path(model.coef, model.intercept, x0, target, lams)
         n_iter = np.zeros(n_lams, dtype=int)
         success = np.array([_closed_form_status(g, f, tol) != STALLED for g, f in zip(grad_norm, floor)])
     elif method == "newton":
@@ -345,7 +344,7 @@ def _invert_path(problem, target, lams, method, start, state, tol, max_iter, sta
         for lam in lams:
             lam = float(lam)
             if outcomes:
-                u = _predicted(outcomes[-1].point, previous_lam, outcomes[-1].tangent, lam)
+                u = _predicted(outcomes[-1].point, previous_lam, outcomes[-1].derivatives, lam)
             outcomes.append(newton_reduced(N, w0, target, lam, u, tol, max_iter, None))
             previous_lam = lam
         U = np.array([o.point for o in outcomes]).reshape(n_lams, basis.rank)

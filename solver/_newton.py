@@ -28,7 +28,7 @@ class NewtonOutcome:
     n_iter: int
     status: int
     floor: float
-    tangent: np.ndarray | None = None  # rows du*/dlam and d2u*/dlam2 at the solution (reduced Newton)
+    derivatives: np.ndarray | None = None  # rows du*/dlam and d2u*/dlam2 at the solution (reduced Newton)
 
 
 def _spd_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecord
     step it returns is the one the sequential search would take, for one batch of K x r work.
     """
     rank = N.shape[1]
-    n_norm = float(np.linalg.norm(N))
+    n_norm = math.sqrt(float(np.einsum("ij,ij->", N, N)))
     lam_identity = lam * np.eye(rank)
 
     def evaluate(u_):
@@ -97,7 +97,8 @@ def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecord
         if n_iter == max_iter:
             break
         centred = N - proba @ N
-        direction = -_spd_solve(lam_identity + centred.T @ (proba[:, None] * centred), grad)
+        hessian = lam_identity + centred.T @ (proba[:, None] * centred)
+        direction = -_spd_solve(hessian, grad)
         slope = float(grad @ direction)
         step = 1.0
         trial = u + direction
@@ -117,21 +118,23 @@ def newton_reduced(N, w0, target, lam, u, tol, max_iter, recorder: HistoryRecord
         grad_norm = math.sqrt(float(grad @ grad))
         if recorder is not None:
             recorder.add(energy, grad_norm, proba, step, time.perf_counter())
-    tangent = None
+    derivatives = None
     if status in (CONVERGED, ROUND_OFF):
-        tangent = path_derivatives(N, proba, lam, u)
-    return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor, tangent)
+        # For a predictor the Hessian of the last iteration is close enough (the last step is tiny).
+        derivatives = path_derivatives(N, proba, lam, u, hessian if n_iter > 0 else None)
+    return NewtonOutcome(u, proba, energy, grad_norm, n_iter, status, floor, derivatives)
 
 
-def path_derivatives(N, proba, lam, u) -> np.ndarray:
+def path_derivatives(N, proba, lam, u, hessian=None) -> np.ndarray:
     """``u'`` and ``u''`` of the solution path ``u*(lam)``; O(K r^2).
 
     Differentiating ``lam u + N^T p = 0`` once gives ``H u' = -u``; twice gives
     ``H u'' = -2 u' - N^T (dS/dlam) N u'`` with ``S = diag p - p p^T`` and, for ``s = N u'`` and
     ``p' = p o (s - p.s)``, ``(dS/dlam) s = p' o s - p' (p.s) - p (p'.s)``.
     """
-    centred = N - proba @ N
-    hessian = lam * np.eye(N.shape[1]) + centred.T @ (proba[:, None] * centred)
+    if hessian is None:
+        centred = N - proba @ N
+        hessian = lam * np.eye(N.shape[1]) + centred.T @ (proba[:, None] * centred)
     first = -_spd_solve(hessian, u)
     s = N @ first
     ps = float(proba @ s)

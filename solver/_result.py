@@ -96,8 +96,8 @@ class HistoryRecorder:
 class ReducedState:
     """What a warm re-solve on the same model and instance reuses, so it does no D-sized work before
     its Newton iterations: the basis the coordinates refer to, the logits ``A x0 + b``, the reduced
-    solution ``u`` and the path's derivatives ``du/dlam``, ``d2u/dlam2`` (rows of ``du_dlam``) at ``lam``
-    for ``target``."""
+    solution ``u`` and the path's derivatives ``du/dlam``, ``d2u/dlam2`` (rows of ``derivatives``) at
+    ``lam`` for ``target``."""
 
     basis: object
     x0: np.ndarray
@@ -105,7 +105,7 @@ class ReducedState:
     u: np.ndarray
     lam: float
     target: int
-    du_dlam: np.ndarray | None
+    derivatives: np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,7 @@ def as_finite_array(value, name: str, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must be numeric; could not convert it to float64 ({exc})") from None
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
+    if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
     return array

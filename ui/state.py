@@ -48,14 +48,18 @@ def train(dataset: Dataset, params: dict) -> TrainedModel:
                          float(params["test_fraction"]), int(params["seed"]), dataset)
 
 
-def set_dataset(name: str, dataset: Dataset, model_params: dict | None = None) -> None:
+def training_label(params: dict) -> str:
+    return f"trained here (C={params['C']:g}{', standardised' if params['standardize'] else ''})"
+
+
+def set_dataset(name: str, dataset: Dataset) -> None:
     """Make ``dataset`` current and train its default model; the instance and target reset."""
-    params = model_params or default_train_params(dataset)
+    params = default_train_params(dataset)
     trained = train(dataset, params)
     st.session_state[DATASET_NAME] = name
     st.session_state[DATASET] = dataset
     st.session_state[TRAIN_PARAMS] = params
-    set_model(trained.model, f"trained here (C={params['C']:g}{', standardised' if params['standardize'] else ''})", trained)
+    set_model(trained.model, training_label(params), trained)
     st.session_state[INSTANCE] = 0
     st.session_state[TARGET] = default_target(trained.model, dataset.X[0])
     st.session_state[CONSTRAINTS] = None
@@ -67,8 +71,7 @@ def set_model(model: SoftmaxModel, label: str, trained: TrainedModel | None = No
     st.session_state[MODEL_LABEL] = label
     st.session_state[TRAINED] = trained
     st.session_state[WARM] = None
-    dataset = st.session_state.get(DATASET)
-    if dataset is not None and TARGET in st.session_state and INSTANCE in st.session_state:
+    if TARGET in st.session_state:
         st.session_state[TARGET] = min(st.session_state[TARGET], model.n_classes - 1)
 
 

@@ -86,8 +86,11 @@ def test_figures_build_without_streamlit():
     regions = figures.decision_regions(model, rng.standard_normal((30, 2)), rng.integers(0, 3, 30), ["a", "b", "c"],
                                        x0, path.X, res.x, grid_size=50)
     assert regions.data[0].z.shape == (50, 50)
-    images = figures.image_triptych(np.zeros(4), np.array([0.0, 0.5, -0.25, 1.0]), (2, 2))
-    diff = images.data[2]
-    assert diff.zmid == 0 and diff.zmax == -diff.zmin == 1.0  # symmetric about 0, from the largest change
+    (source, counterfactual, difference), bound = figures.triptych_images(
+        np.zeros(4), np.array([0.0, 0.5, -0.25, 1.0]), (2, 2), pixel=3)
+    assert source.shape == (6, 6, 3) and bound == 1.0  # the scale is symmetric, set by the largest change
+    assert tuple(source[0, 0]) == (255, 255, 255) and tuple(counterfactual[5, 5]) == (0, 0, 0)
+    assert tuple(difference[0, 0]) == (247, 247, 247)  # no change: the white centre
+    assert difference[5, 5, 0] > difference[5, 5, 2] and difference[3, 0, 2] > difference[3, 0, 0]  # red +, blue -
     bars = figures.probability_bars(np.array([0.2, 0.8]), np.array([0.6, 0.4]), ["0", "1"], 0)
     assert bars.layout.xaxis.type == "category"

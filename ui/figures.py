@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -18,24 +20,59 @@ def _image(values, shape):
     return np.asarray(values, dtype=float).reshape(shape)
 
 
-def image_triptych(x0, x, shape, titles=("source", "counterfactual", "difference")) -> go.Figure:
-    """Source, counterfactual and their difference; the difference on a diverging scale centred at 0."""
-    diff = _image(x - x0, shape)
+# RdBu, from blue (negative) through white (zero) to red (positive), as in plotly's "RdBu_r".
+_DIVERGING = np.array([[5, 48, 97], [33, 102, 172], [67, 147, 195], [146, 197, 222], [209, 229, 240],
+                       [247, 247, 247], [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43],
+                       [103, 0, 31]], dtype=float)
+
+
+def _upscale(rgb: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1)
+
+
+def triptych_images(x0, x, shape, pixel: int = 8):
+    """Source, counterfactual and difference as RGB arrays (uint8), ``pixel`` screen pixels per image
+    pixel. Grey levels: 0 white, 1 black (ink). The difference uses a diverging scale centred at 0 and
+    symmetric about it; returns the images and the largest absolute change (the scale's end)."""
+    def grey(values):
+        level = (255 * (1.0 - np.clip(np.asarray(values, dtype=float), 0.0, 1.0))).astype(np.uint8)
+        return np.repeat(level.reshape(shape)[:, :, None], 3, axis=2)
+
+    diff = np.asarray(x - x0, dtype=float).reshape(shape)
     bound = float(np.abs(diff).max()) or 1.0
-    low, high = float(min(x0.min(), x.min(), 0.0)), float(max(x0.max(), x.max(), 1.0))
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.06)
-    fig.add_trace(go.Heatmap(z=_image(x0, shape), colorscale="gray_r", zmin=low, zmax=high, showscale=False,
-                             hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra>source</extra>"), 1, 1)
-    fig.add_trace(go.Heatmap(z=_image(x, shape), colorscale="gray_r", zmin=low, zmax=high, showscale=False,
-                             hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra>counterfactual</extra>"), 1, 2)
-    fig.add_trace(go.Heatmap(z=diff, colorscale="RdBu_r", zmid=0.0, zmin=-bound, zmax=bound,
-                             colorbar=dict(title="change", len=0.9),
-                             hovertemplate="row %{y}, col %{x}: %{z:+.3f}<extra>difference</extra>"), 1, 3)
-    for col in (1, 2, 3):
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if col == 1 else col}", showticklabels=False, row=1, col=col)
-        fig.update_xaxes(showticklabels=False, row=1, col=col)
-    fig.update_layout(height=330, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    position = (diff / bound + 1.0) * 0.5 * (len(_DIVERGING) - 1)
+    anchors = np.arange(len(_DIVERGING))
+    coloured = np.stack([np.interp(position, anchors, _DIVERGING[:, c]) for c in range(3)], axis=-1).astype(np.uint8)
+    return [_upscale(image, pixel) for image in (grey(x0), grey(x), coloured)], bound
+
+
+def side_by_side(images, gap: int = 12) -> np.ndarray:
+    """Images of equal height in one RGB array, white gaps between: one PNG, one request."""
+    height = images[0].shape[0]
+    spacer = np.full((height, gap, 3), 255, dtype=np.uint8)
+    parts = []
+    for image in images:
+        parts.extend([image, spacer])
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def probability_table_html(before, after, class_names, target: int) -> str:
+    """Every class's probability at the source and the counterfactual as plain HTML bars: light enough
+    to redraw on every slider move (a chart costs the browser tens of milliseconds per redraw)."""
+    rows = []
+    for i, name in enumerate(class_names):
+        bar_colour = colour(i) if i == target else "#4a5568"
+        weight = "bold" if i == target else "normal"
+        rows.append(
+            f"<tr><td style='padding:1px 8px;font-weight:{weight};white-space:nowrap'>{escape(str(name))}</td>"
+            f"<td style='width:45%;padding:1px 4px'><div style='background:#9aa5b1;height:10px;width:{100 * before[i]:.1f}%'></div></td>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{before[i]:.3f}</td>"
+            f"<td style='width:45%;padding:1px 4px'><div style='background:{bar_colour};height:10px;width:{100 * after[i]:.1f}%'></div></td>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{after[i]:.3f}</td></tr>"
+        )
+    header = ("<tr><th style='text-align:left;padding:1px 8px'>class</th><th colspan='2' style='text-align:left'>source</th>"
+              "<th colspan='2' style='text-align:left'>counterfactual</th></tr>")
+    return f"<table style='width:100%;border-collapse:collapse;font-size:0.85rem'>{header}{''.join(rows)}</table>"
 
 
 def probability_bars(before, after, class_names, target: int) -> go.Figure:

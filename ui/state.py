@@ -162,7 +162,10 @@ def share_link_params() -> None:
 def bind(widget, label: str, key: str, **kwargs):
     """Render ``widget`` for the canonical state ``key``; the value survives page switches."""
     widget_key = f"_widget_{key}"
-    st.session_state[widget_key] = st.session_state[key]
+    # Write the widget's state only when it differs: a write makes Streamlit send the value back to
+    # the browser, which redraws the widget after every move of a slider.
+    if st.session_state.get(widget_key) != st.session_state[key]:
+        st.session_state[widget_key] = st.session_state[key]
 
     def copy_back():
         st.session_state[key] = st.session_state[widget_key]

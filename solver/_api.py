@@ -88,6 +88,8 @@ def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Prob
         return _Problem(model, x0, None, x0)
     if constraints.free.size == 0:
         raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
+    if constraints.free.size == model.n_features and np.all(constraints.scale == 1.0):
+        return _Problem(model, x0, constraints, x0)  # ranges only: the user's own model and coordinates
     scaled = model.column_scaled(constraints.free, constraints.scale, constraints.key)
     fixed = np.ones(model.n_features, dtype=bool)
     fixed[constraints.free] = False

@@ -57,26 +57,24 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         return NewtonOutcome(x, proba, energy, pg_norm, 0, NON_FINITE, floor)
     status, n_iter = MAX_ITER, 0
     for n_iter in range(max_iter + 1):
-        floor = 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + b_norm + 1.0)
         if pg_norm <= tol:
             status = CONVERGED
             break
         if n_iter == max_iter:
             break
         margin = min(1e-3, pg_norm)
-        active = ((x <= lower + margin) & (grad > 0)) | ((x >= upper - margin) & (grad < 0))
-        free = ~active
-        direction = -grad / lam  # the active part: a gradient step scaled like lam I
-        free_index = np.flatnonzero(free)
+        active = np.where(grad > 0, x <= lower + margin, x >= upper - margin)
+        direction = grad * (-1.0 / lam)  # the active part: a gradient step scaled like lam I
+        free_index = np.flatnonzero(~active)
         slope_free = 0.0
         if free_index.size:
-            B_free, g_free = B[:, free_index], grad[free_index]
-            C = np.sqrt(proba)[:, None] * (identity - proba[None, :])
-            CB_g = C @ (B_free @ g_free)
-            y = _spd_solve(lam * identity + C @ (B_free @ B_free.T) @ C.T, CB_g)
-            direction[free_index] = -(g_free - B_free.T @ (C.T @ y)) / lam
-            slope_free = float(g_free @ direction[free_index])
-        grad_active = np.where(active, grad, 0.0)
+            g_free = grad[free_index]
+            CB = (np.sqrt(proba)[:, None] * (identity - proba)) @ B[:, free_index]  # C B_F
+            y = _spd_solve(lam * identity + CB @ CB.T, CB @ g_free)
+            d_free = (CB.T @ y - g_free) / lam
+            direction[free_index] = d_free
+            slope_free = float(g_free @ d_free)
+        grad_active = grad * active
         step, accepted = 1.0, False
         trial = clip(x + direction)
         trial_energy, trial_proba = evaluate(trial)
@@ -103,6 +101,7 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
                     trial_energy, trial_proba = evaluate(trial)
                     break
         if not accepted:
+            floor = 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + b_norm + 1.0)
             status = ROUND_OFF if pg_norm <= floor else STALLED
             break
         x, energy, proba = trial, trial_energy, trial_proba
@@ -110,4 +109,5 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         pg_norm = projected_norm(x, grad)
         if recorder is not None:
             recorder.add(energy, pg_norm, proba, step, time.perf_counter())
+    floor = 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + b_norm + 1.0)
     return NewtonOutcome(x, proba, energy, pg_norm, n_iter, status, floor)

@@ -150,11 +150,12 @@ def main(argv=None):
 
     ratio = float(np.median(bounds.scipy_ms / bounds.ours_ms))
     summary_bounds = pd.DataFrame([{
-        "instances": len(bounds), "projected Newton median ms": bounds.ours_ms.median(),
-        "L-BFGS-B median ms": bounds.scipy_ms.median(), "median speed-up": ratio,
+        "instances": len(bounds), "projected Newton median ms": f"{bounds.ours_ms.median():.3g}",
+        "L-BFGS-B median ms": f"{bounds.scipy_ms.median():.3g}", "median speed-up": f"{ratio:.3g}",
         "median iterations (ours / L-BFGS-B)": f"{bounds.ours_iter.median():g} / {bounds.scipy_iter.median():g}",
-        "worst E_ours - E_scipy": bounds.energy_gap.max(), "worst projected gradient (ours)": bounds.ours_pg.max(),
-        "ours converged": bounds.ours_success.mean()}])
+        "worst E_ours - E_scipy": f"{bounds.energy_gap.max():.1e}",
+        "worst projected gradient (ours)": f"{bounds.ours_pg.max():.1e}",
+        "ours converged": f"{bounds.ours_success.mean():.0%}"}])
     summary_flip = flip.groupby("dataset").agg(
         ours_valid=("ours_valid", "mean"), spheres_valid=("spheres_valid", "mean"),
         median_distance_ours=("ours_distance", "median"), median_distance_spheres=("spheres_distance", "median"),

@@ -92,5 +92,5 @@ def test_figures_build_without_streamlit():
     assert tuple(source[0, 0]) == (255, 255, 255) and tuple(counterfactual[5, 5]) == (0, 0, 0)
     assert tuple(difference[0, 0]) == (247, 247, 247)  # no change: the white centre
     assert difference[5, 5, 0] > difference[5, 5, 2] and difference[3, 0, 2] > difference[3, 0, 0]  # red +, blue -
-    bars = figures.probability_bars(np.array([0.2, 0.8]), np.array([0.6, 0.4]), ["0", "1"], 0)
-    assert bars.layout.xaxis.type == "category"
+    html = figures.probability_table_html(np.array([0.2, 0.8]), np.array([0.6, 0.4]), ["<b>", "1"], 0)
+    assert "&lt;b&gt;" in html and "width:60.0%" in html and "width:80.0%" in html  # names escaped, bars scaled

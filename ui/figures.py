@@ -75,20 +75,6 @@ def probability_table_html(before, after, class_names, target: int) -> str:
     return f"<table style='width:100%;border-collapse:collapse;font-size:0.85rem'>{header}{''.join(rows)}</table>"
 
 
-def probability_bars(before, after, class_names, target: int) -> go.Figure:
-    """Every class's probability at the source and at the counterfactual."""
-    names = list(class_names)
-    fig = go.Figure()
-    fig.add_trace(go.Bar(name="source", x=names, y=before, marker_color="#9aa5b1",
-                         hovertemplate="%{x}: %{y:.4f}<extra>source</extra>"))
-    fig.add_trace(go.Bar(name="counterfactual", x=names, y=after,
-                         marker_color=[colour(target) if i == target else "#4a5568" for i in range(len(names))],
-                         hovertemplate="%{x}: %{y:.4f}<extra>counterfactual</extra>"))
-    fig.update_layout(barmode="group", height=300, yaxis=dict(title="probability", range=[0, 1]), xaxis_type="category",
-                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12))
-    return fig
-
-
 def path_figures(lams, proba, distance, class_names, target: int, current_lam: float) -> go.Figure:
     """Probabilities vs log lam, distance vs lam, and the trade-off (distance vs target probability)."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("class probabilities along the path", "distance ||x − x0||",

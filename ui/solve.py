@@ -13,6 +13,7 @@ from solver import InversionPath, InversionResult, invert, invert_path
 from ui import constraints, state
 
 PATH_LAMS = np.logspace(state.LOG_LAM_RANGE[0], state.LOG_LAM_RANGE[1], 121)
+FLIP_MARGIN = 1e-3  # logits: strictly inside the target's region, so the prediction really flips
 
 
 def question():
@@ -120,8 +121,6 @@ def current_answer():
         return None
     return stored[1:]
 
-
-FLIP_MARGIN = 1e-3  # logits: strictly inside the target's region, so the prediction really flips
 
 
 def counterfactual_csv(feature_names, x0, x) -> bytes:

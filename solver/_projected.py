@@ -25,6 +25,7 @@ from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, STALLED
 
 _STEPS = SHRINK ** np.arange(1, MAX_BACKTRACKS + 1)
 _BATCH = 8
+_ACTIVE_MARGIN = 1e-3  # Bertsekas: a bound counts as active within min(margin, ||projected gradient||)
 
 
 def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, tol, max_iter, recorder) -> NewtonOutcome:
@@ -62,7 +63,7 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
             break
         if n_iter == max_iter:
             break
-        margin = min(1e-3, pg_norm)
+        margin = min(_ACTIVE_MARGIN, pg_norm)
         active = np.where(grad > 0, x <= lower + margin, x >= upper - margin)
         direction = grad * (-1.0 / lam)  # the active part: a gradient step scaled like lam I
         free_index = np.flatnonzero(~active)

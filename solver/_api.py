@@ -69,11 +69,11 @@ class _Problem:
 
     @property
     def lower(self):
-        return None if self.constraints is None or not self.constraints.bounded else self.constraints.reduced_bounds()[0]
+        return None if self.constraints is None else self.constraints.reduced_lower
 
     @property
     def upper(self):
-        return None if self.constraints is None or not self.constraints.bounded else self.constraints.reduced_bounds()[1]
+        return None if self.constraints is None else self.constraints.reduced_upper
 
     def to_reduced(self, x):
         return x if self.constraints is None else self.constraints.to_reduced(x)

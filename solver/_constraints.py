@@ -26,12 +26,16 @@ class Constraints:
         ``sqrt(cost)`` of the free features; ``y = scale * x[free]``.
     lower, upper : ndarray or None
         Ranges of the free features in original units (``None``: no finite bound anywhere).
+    reduced_lower, reduced_upper : ndarray or None
+        The same ranges for ``y = scale * x[free]``.
     """
 
     free: np.ndarray
     scale: np.ndarray
     lower: np.ndarray | None
     upper: np.ndarray | None
+    reduced_lower: np.ndarray | None = None
+    reduced_upper: np.ndarray | None = None
 
     @property
     def key(self) -> bytes:
@@ -50,9 +54,6 @@ class Constraints:
         x = np.array(x0, dtype=np.float64, copy=True)
         x[self.free] = y / self.scale
         return x
-
-    def reduced_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.scale * self.lower, self.scale * self.upper
 
     def active_bounds(self, x: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
         """Original feature indices sitting at their lower and upper bound."""
@@ -118,4 +119,8 @@ def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -
             raise ValueError(f"lower > upper for feature(s) {bad[:10].tolist()}")
         if np.any(np.isfinite(low[free])) or np.any(np.isfinite(high[free])):
             lower, upper = low[free].copy(), high[free].copy()
-    return Constraints(free=free, scale=np.sqrt(weights[free]), lower=lower, upper=upper)
+    scale = np.sqrt(weights[free])
+    if lower is None:
+        return Constraints(free=free, scale=scale, lower=None, upper=None)
+    return Constraints(free=free, scale=scale, lower=lower, upper=upper, reduced_lower=scale * lower,
+                       reduced_upper=scale * upper)

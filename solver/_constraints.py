@@ -86,6 +86,13 @@ def _immutable_mask(immutable, n_features: int) -> np.ndarray:
     return mask
 
 
+def _per_feature(value, n_features: int) -> np.ndarray:
+    """A scalar broadcast to every feature, or the array as float64."""
+    if np.ndim(value) == 0:
+        return np.full(n_features, float(value))
+    return np.asarray(value, dtype=np.float64)
+
+
 def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -> Constraints | None:
     """Validate the constraint arguments; ``None`` when there are none (the plain problem)."""
     if immutable is None and cost is None and bounds is None:
@@ -94,33 +101,29 @@ def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -
     if cost is None:
         weights = np.ones(n_features)
     else:
-        weights = as_finite_array(np.broadcast_to(np.asarray(cost, dtype=float), (n_features,)) if np.ndim(cost) == 0
-                                  else cost, "cost", 1)
+        weights = as_finite_array(_per_feature(cost, n_features), "cost", 1)
         if weights.shape[0] != n_features:
             raise ValueError(f"cost has {weights.shape[0]} entries but the model has {n_features} features")
-        if np.any(weights < 0):
+        if (weights < 0).any():
             raise ValueError("cost must be >= 0 for every feature (0 means the feature cannot change)")
     free = np.flatnonzero(~fixed & (weights > 0))
-    lower = upper = None
-    if bounds is not None:
-        try:
-            low, high = bounds
-        except (TypeError, ValueError):
-            raise ValueError("bounds must be a pair (lower, upper) of arrays or scalars") from None
-        low = np.broadcast_to(np.asarray(low, dtype=float), (n_features,)) if np.ndim(low) == 0 else np.asarray(low, dtype=float)
-        high = np.broadcast_to(np.asarray(high, dtype=float), (n_features,)) if np.ndim(high) == 0 else np.asarray(high, dtype=float)
-        for name, values in (("lower bounds", low), ("upper bounds", high)):
-            if values.shape != (n_features,):
-                raise ValueError(f"{name} must have {n_features} entries, got shape {values.shape}")
-            if np.any(np.isnan(values)):
-                raise ValueError(f"{name} contain NaN; use -inf or +inf for 'no bound'")
-        if np.any(low > high):
-            bad = np.flatnonzero(low > high)
-            raise ValueError(f"lower > upper for feature(s) {bad[:10].tolist()}")
-        if np.any(np.isfinite(low[free])) or np.any(np.isfinite(high[free])):
-            lower, upper = low[free].copy(), high[free].copy()
     scale = np.sqrt(weights[free])
-    if lower is None:
+    if bounds is None:
+        return Constraints(free=free, scale=scale, lower=None, upper=None)
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        raise ValueError("bounds must be a pair (lower, upper) of arrays or scalars") from None
+    low, high = _per_feature(low, n_features), _per_feature(high, n_features)
+    for name, values in (("lower bounds", low), ("upper bounds", high)):
+        if values.shape != (n_features,):
+            raise ValueError(f"{name} must have {n_features} entries, got shape {values.shape}")
+        if np.isnan(values).any():
+            raise ValueError(f"{name} contain NaN; use -inf or +inf for 'no bound'")
+    if (low > high).any():
+        raise ValueError(f"lower > upper for feature(s) {np.flatnonzero(low > high)[:10].tolist()}")
+    lower, upper = low[free], high[free]
+    if not (np.isfinite(lower).any() or np.isfinite(upper).any()):
         return Constraints(free=free, scale=scale, lower=None, upper=None)
     return Constraints(free=free, scale=scale, lower=lower, upper=upper, reduced_lower=scale * lower,
                        reduced_upper=scale * upper)

@@ -37,14 +37,14 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
     def evaluate(x_):
         diff_ = x_ - x0
         value, proba_ = neg_log_proba(B @ x_ + intercept_rel, target)
-        return 0.5 * lam * float(diff_ @ diff_) + value, proba_
+        return 0.5 * lam * float(diff_ @ diff_) + value, proba_, diff_
 
     def clip(v):  # np.clip's dispatch costs more than the work at these sizes
         return np.minimum(np.maximum(v, lower), upper)
 
     x = clip(x)
-    energy, proba = evaluate(x)
-    grad = lam * (x - x0) + B.T @ proba
+    energy, proba, diff = evaluate(x)
+    grad = lam * diff + B.T @ proba
 
     def projected_norm(x_, grad_):
         step = x_ - clip(x_ - grad_)
@@ -78,12 +78,12 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         grad_active = grad * active
         step, accepted = 1.0, False
         trial = clip(x + direction)
-        trial_energy, trial_proba = evaluate(trial)
+        trial_energy, trial_proba, trial_diff = evaluate(trial)
         decrease = slope_free + float(grad_active @ (trial - x))
         if np.isfinite(trial_energy) and trial_energy <= energy + ARMIJO * decrease:
             accepted = True
         elif trial_energy - energy <= 64 * EPS * max(1.0, abs(energy)):
-            trial_grad = lam * (trial - x0) + B.T @ trial_proba
+            trial_grad = lam * trial_diff + B.T @ trial_proba
             accepted = projected_norm(trial, trial_grad) < pg_norm  # round-off regime: accept a full step
         if not accepted:
             # The rest of the backtracking sequence 0.8^j, a batch of 8 steps at a time; the first step
@@ -92,21 +92,21 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
                 steps = _STEPS[chunk:chunk + _BATCH]
                 trials = clip(x[None, :] + steps[:, None] * direction[None, :])
                 diffs = trials - x0
-                values, _ = neg_log_proba_rows(trials @ B.T + intercept_rel, target)
+                values, probas = neg_log_proba_rows(trials @ B.T + intercept_rel, target)
                 energies = 0.5 * lam * np.einsum("ij,ij->i", diffs, diffs) + values
                 decreases = steps * slope_free + (trials - x) @ grad_active
                 ok = np.isfinite(energies) & (energies <= energy + ARMIJO * decreases)
                 if ok.any():
                     first = int(np.argmax(ok))
                     step, trial, accepted = float(steps[first]), trials[first], True
-                    trial_energy, trial_proba = evaluate(trial)
+                    trial_energy, trial_proba, trial_diff = float(energies[first]), probas[first], diffs[first]
                     break
         if not accepted:
             floor = 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + b_norm + 1.0)
             status = ROUND_OFF if pg_norm <= floor else STALLED
             break
         x, energy, proba = trial, trial_energy, trial_proba
-        grad = lam * (x - x0) + B.T @ proba
+        grad = lam * trial_diff + B.T @ proba
         pg_norm = projected_norm(x, grad)
         if recorder is not None:
             recorder.add(energy, pg_norm, proba, step, time.perf_counter())

@@ -70,7 +70,8 @@ def projected_newton(coef_rel, intercept_rel, x0, target, lam, lower, upper, x, 
         slope_free = 0.0
         if free_index.size:
             g_free = grad[free_index]
-            CB = (np.sqrt(proba)[:, None] * (identity - proba)) @ B[:, free_index]  # C B_F
+            B_free = B[:, free_index]
+            CB = np.sqrt(proba)[:, None] * (B_free - proba @ B_free)  # C B_F = diag(sqrt p)(I - 1 p^T) B_F
             y = _spd_solve(lam * identity + CB @ CB.T, CB @ g_free)
             d_free = (CB.T @ y - g_free) / lam
             direction[free_index] = d_free

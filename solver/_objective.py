@@ -7,6 +7,8 @@ loses once ``p_k -> 1``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 EPS = np.finfo(np.float64).eps
@@ -14,14 +16,14 @@ EPS = np.finfo(np.float64).eps
 
 def neg_log_proba(w: np.ndarray, target: int) -> tuple[float, np.ndarray]:
     """``(-log p_k, p)`` from relative logits ``w`` (``w[target] == 0``)."""
-    top = w.max()
+    top = float(w.max())
     if top <= 0.0:
         others = np.exp(w)
         others[target] = 0.0
-        value = np.log1p(others.sum())
+        value = math.log1p(float(others.sum()))
     else:
-        value = top + np.log(np.exp(w - top).sum())
-    return float(value), np.exp(w - value)
+        value = top + math.log(float(np.exp(w - top).sum()))
+    return value, np.exp(w - value)
 
 
 def neg_log_proba_rows(W: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray]:

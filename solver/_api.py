@@ -59,13 +59,15 @@ def _resolve_method(method, n_classes: int, n_features: int, bounded: bool = Fal
 
 @dataclass(frozen=True, eq=False)
 class _Problem:
-    """The problem the solvers see: with constraints, the column-scaled model in the free features
-    (MATH.md section 6), its source ``y0`` and ranges; otherwise the user's own model and x0."""
+    """The problem the solvers see: with immutable features or costs, the column-scaled model in the
+    free features (MATH.md section 6), its source ``y0`` and ranges; otherwise the user's own model,
+    x0 and ranges."""
 
     model: SoftmaxModel
     x0: np.ndarray
     constraints: Constraints | None
     source: np.ndarray  # x0 in the user's features
+    rescaled: bool = False
 
     @property
     def lower(self):
@@ -76,10 +78,10 @@ class _Problem:
         return None if self.constraints is None else self.constraints.reduced_upper
 
     def to_reduced(self, x):
-        return x if self.constraints is None else self.constraints.to_reduced(x)
+        return self.constraints.to_reduced(x) if self.rescaled else x
 
     def to_full(self, y):
-        return y if self.constraints is None else self.constraints.to_full(y, self.source)
+        return self.constraints.to_full(y, self.source) if self.rescaled else y
 
 
 def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Problem:
@@ -94,7 +96,7 @@ def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Prob
     fixed = np.ones(model.n_features, dtype=bool)
     fixed[constraints.free] = False
     intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
-    return _Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0)
+    return _Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0, rescaled=True)
 
 
 def _validate(model, x0, target, method, tol, max_iter, x_init, immutable, cost, bounds):

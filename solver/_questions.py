@@ -162,12 +162,12 @@ def _project_unbounded(problem, B, c, others, target):
     if basis.rank and np.linalg.norm(N @ z - h0) <= 1e-10 * (np.linalg.norm(h0) + 1.0):
         mu, _ = scipy.optimize.nnls(N.T, z, maxiter=50 * max(1, N.shape[0]))
         u = -N.T @ mu
-        return problem.x0 + basis.lift(u), mu
+        return problem.x0 + basis.lift(u)
     # h0 is not in the range of N (more constraints than dimensions): a small QP in u.
     result = scipy.optimize.minimize(lambda u: 0.5 * u @ u, np.zeros(basis.rank), jac=lambda u: u, method="SLSQP",
                                      constraints=[{"type": "ineq", "fun": lambda u: -(N @ u + h0), "jac": lambda u: -N}],
                                      options={"ftol": 1e-15, "maxiter": 500})
-    return problem.x0 + basis.lift(result.x), None
+    return problem.x0 + basis.lift(result.x)
 
 
 def _project_bounded(problem, B, c):
@@ -209,7 +209,7 @@ def _project_bounded(problem, B, c):
         if np.allclose(candidate, mu, rtol=1e-15, atol=0):
             break
         mu = candidate
-    return y_of(mu), mu
+    return y_of(mu)
 
 
 def minimal_flip(model, x0, target, margin=0.0, *, immutable=None, cost=None, bounds=None, categorical=None,
@@ -285,9 +285,9 @@ def _minimal_flip(model, x0, target, margin, frozen, cost, bounds, start_time) -
         return CounterfactualResult(x=x0, proba=model.predict_proba(x0), distance=np.inf, success=False, n_iter=0,
                                     message=f"no x can make class {target} the predicted class {reason}", **common)
     if problem.lower is None:
-        y, _ = _project_unbounded(problem, B, c, others, target)
+        y = _project_unbounded(problem, B, c, others, target)
     else:
-        y, _ = _project_bounded(problem, B, c)
+        y = _project_bounded(problem, B, c)
     x = problem.to_full(y)
     logits = model.decision_function(x)
     scale = np.abs(logits).max() + 1.0

@@ -36,7 +36,8 @@ def counterfactual_panel():
     log_lam = state.bind(st.slider, "log₁₀ λ  (left: bolder change, right: closer to the source)", state.LOG_LAM,
                          min_value=low, max_value=high, step=state.LOG_LAM_STEP, format="%.2f")
     lam = 10.0 ** log_lam
-    result = solve.solve_current(lam)
+    arguments = solve.constraint_arguments()
+    result = solve.solve_current(lam, arguments)
     state.share_link_params()
     before, after = model.predict_proba(x0), result.proba
     cols = st.columns(6)
@@ -48,7 +49,6 @@ def counterfactual_panel():
     cols[5].metric("‖grad E‖", f"{result.grad_norm:.1e}", help=result.message)
     if not result.success:
         st.warning(result.message)
-    arguments = solve.constraint_arguments()
     if arguments:
         active = constraints.describe_active(dataset, x0, result.x, arguments, result.at_lower, result.at_upper)
         st.caption(f"Active constraints: {active}.")

@@ -37,8 +37,9 @@ def plane():
     low, high = state.LOG_LAM_RANGE
     log_lam = state.bind(st.slider, "log₁₀ λ", state.LOG_LAM, min_value=low, max_value=high,
                          step=state.LOG_LAM_STEP, format="%.2f")
-    result = solve.solve_current(10.0 ** log_lam)
-    path = solve.current_path()
+    arguments = solve.constraint_arguments()
+    result = solve.solve_current(10.0 ** log_lam, arguments)
+    path = solve.current_path(arguments)
     st.plotly_chart(figures.decision_regions(model, dataset.X, dataset.y, names, x0, path.X, result.x),
                     width="stretch")
     a, b, c = st.columns(3)

@@ -21,7 +21,8 @@ with st.expander("What am I looking at?"):
         "per millisecond): the last iterations double the number of correct digits."
     )
 
-path = solve.current_path()
+arguments = solve.constraint_arguments()
+path = solve.current_path(arguments)
 st.plotly_chart(figures.path_figures(path.lams, path.proba, path.distance, names, target, lam), width="stretch")
 st.caption(f"{len(path.lams)} values of λ from {path.lams[0]:.0e} to {path.lams[-1]:.0e}, each warm-started from "
            f"the previous one: {int(path.n_iter.sum())} Newton iterations in {path.time_s * 1e3:.1f} ms in all.")
@@ -32,7 +33,6 @@ if dataset.kind == "image":
     st.plotly_chart(figures.image_strip(path.X[picks], dataset.image_shape, labels), width="stretch")
 
 st.subheader("Convergence of the current solve")
-arguments = solve.constraint_arguments()
 if arguments.get("bounds") is not None:
     labels = {"projected Newton": "newton", "L-BFGS-B (scipy)": "lbfgs"}
     note = "With feature ranges the gradient shown is the projected gradient."

@@ -65,11 +65,10 @@ def _problem_key(model, dataset, index, arguments):
     return model.fingerprint, dataset.content_hash, index, _signature(arguments)
 
 
-def solve_current(lam: float) -> InversionResult:
-    """Solve at ``lam``, warm-started from this session's previous solve of the same model, instance
-    and constraints."""
+def solve_current(lam: float, arguments: dict) -> InversionResult:
+    """Solve at ``lam`` under ``arguments`` (from :func:`constraint_arguments`), warm-started from this
+    session's previous solve of the same model, instance and constraints."""
     dataset, model, index, target, x0 = question()
-    arguments = constraint_arguments()
     key = _problem_key(model, dataset, index, arguments)
     warm = st.session_state.get(state.WARM)
     previous = warm[1] if warm is not None and warm[0] == key else None
@@ -78,10 +77,9 @@ def solve_current(lam: float) -> InversionResult:
     return result
 
 
-def current_path() -> InversionPath:
+def current_path(arguments: dict) -> InversionPath:
     """The warm-started lambda path of the current question (kept for this session)."""
     dataset, model, index, target, x0 = question()
-    arguments = constraint_arguments()
     key = (*_problem_key(model, dataset, index, arguments), target)
     cached = st.session_state.get("_path")
     if cached is None or cached[0] != key:

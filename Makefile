@@ -8,7 +8,8 @@ PORT ?= 8501
 run: setup  ## set up, then start the dashboard on the built-in default (MNIST-5k)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: setup-dev browser  ## set up, then run every test (pytest's "no tests" exit 5 counts as success)
+test: setup-dev browser  ## set up, lint, then run every test (pytest's "no tests" exit 5 counts as success)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider; status=$$?; if [ $$status -eq 5 ]; then exit 0; fi; exit $$status
 
 bench: setup  ## the full solver benchmark (minutes); writes benchmarks/results/

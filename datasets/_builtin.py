@@ -133,7 +133,7 @@ def make_text_like(n_samples: int = 1000, n_features: int = 2000, n_classes: int
 def _text_sparse(n_features: int = 2000, n_classes: int = 20, seed: int = 0) -> Dataset:
     n_samples = int(min(2000, 2e7 // n_features))  # keeps the dense matrix under ~160 MB
     X, y = make_text_like(n_samples, n_features, n_classes, seed)
-    return make_dataset(f"text-sparse", X, np.array([f"topic {c:02d}" for c in y]),
+    return make_dataset("text-sparse", X, np.array([f"topic {c:02d}" for c in y]),
                         [f"word_{j}" for j in range(n_features)], "tabular",
                         encoding=TabularEncoding(tuple((f"word_{j}", j) for j in range(n_features))),
                         description=f"Synthetic TF-IDF bag of words standing in for RCV1: D={n_features}, K={n_classes}, seed {seed}.")

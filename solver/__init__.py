@@ -10,7 +10,7 @@ from ._api import METHODS, invert, invert_path
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
 from ._questions import CounterfactualResult, closest_with_probability, minimal_flip
-from ._result import IterationHistory, InversionPath, InversionResult
+from ._result import InversionPath, InversionResult, IterationHistory
 
 __all__ = [
     "CounterfactualResult",

@@ -11,9 +11,9 @@ from ._closed_form import logistic_path
 from ._constraints import Constraints, parse_constraints
 from ._first_order import bfgs_memory_check, conjugate_gradient, gradient_descent, scipy_method
 from ._model import SoftmaxModel
-from ._newton import NewtonOutcome, newton_full, newton_reduced
-from ._projected import projected_newton
+from ._newton import newton_full, newton_reduced
 from ._objective import full_energy_and_gradient, relative_parameters
+from ._projected import projected_newton
 from ._result import (
     CONVERGED,
     ROUND_OFF,
@@ -344,7 +344,7 @@ def _invert_path(problem, target, lams, method, start, state, tol, max_iter, sta
         basis, logits, u = _reduced_start(model, x0, target, float(lams[0]), start, state)
         w0 = logits - logits[target]
         N = basis.M - basis.M[target]
-        outcomes = []
+        outcomes, previous_lam = [], None
         for lam in lams:
             lam = float(lam)
             if outcomes:

@@ -13,7 +13,6 @@ import scipy.optimize
 from scipy.special import logsumexp
 
 from ._api import _check_model, _pose, invert
-from ._closed_form import logistic_root_scalar
 from ._validation import check_instance, check_target
 
 _FEASIBILITY_RTOL = 1e-9

@@ -23,7 +23,7 @@ def status_message(status: int, grad_norm: float, tol: float, n_iter: int, floor
             f"(about {floor:.1e}) of this problem, above the requested tol {tol:.1e}"
         )
     if status == MAX_ITER:
-        hint = "" if method.startswith("newton") else f", or use method='newton'"
+        hint = "" if method.startswith("newton") else ", or use method='newton'"
         return (
             f"not converged: gradient norm {grad_norm:.2e} > tol {tol:.1e} after max_iter={n_iter} "
             f"iterations; increase max_iter{hint}"

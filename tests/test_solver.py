@@ -373,8 +373,8 @@ def test_path_derivatives_match_finite_differences(rng):
     basis = model.reduced_basis()
     lam = 0.05
 
-    def u_star(l):
-        res = invert(model, x0, 2, l, tol=1e-14)
+    def u_star(lam_):
+        res = invert(model, x0, 2, lam_, tol=1e-14)
         return basis.project(res.x - x0), res
 
     u, res = u_star(lam)

@@ -1,7 +1,6 @@
 """The pure parts of the dashboard: figure builders, the change table and reading, constraint mapping."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import datasets

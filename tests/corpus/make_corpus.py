@@ -71,9 +71,9 @@ def main():
         archive.writestr("__MACOSX/shapes/._0.png", b"junk")
     write("class_folders.zip", buffer.getvalue())
 
+    import skops.io as sio
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
-    import skops.io as sio
 
     X, y = load_iris(return_X_y=True)
     data = sio.dumps(LogisticRegression(max_iter=500).fit(X, y))

@@ -14,8 +14,10 @@ import math
 import numpy as np
 from scipy.special import expit, lambertw
 
+from ._iteration import round_off_floor
+from ._objective import EPS
+
 _MAX_STEPS = 200
-_EPS = float(np.finfo(np.float64).eps)
 
 
 def _initial_root(s0: float, beta: float) -> float:
@@ -28,7 +30,8 @@ def _initial_root(s0: float, beta: float) -> float:
     return min(max(s0 - w, s0 - beta), s0)
 
 
-def _sigmoid(s: float) -> float:
+def sigmoid(s: float) -> float:
+    """The logistic function of one float, without overflow."""
     if s >= 0.0:
         return 1.0 / (1.0 + math.exp(-s))
     e = math.exp(s)
@@ -41,7 +44,7 @@ def logistic_root_scalar(s0: float, beta: float) -> float:
         return s0
     low, high, s = s0 - beta, s0, _initial_root(s0, beta)
     for _ in range(_MAX_STEPS):
-        sig = _sigmoid(s)
+        sig = sigmoid(s)
         h = s - s0 + beta * sig
         if h == 0.0:
             return s
@@ -50,7 +53,7 @@ def logistic_root_scalar(s0: float, beta: float) -> float:
         else:
             low = s
         nxt = s - h / (1.0 + beta * sig * (1.0 - sig))
-        if abs(nxt - s) <= 2.0 * _EPS * max(1.0, abs(s)):
+        if abs(nxt - s) <= 2.0 * EPS * max(1.0, abs(s)):
             return nxt
         if not low < nxt < high:
             nxt = 0.5 * (low + high)
@@ -77,7 +80,7 @@ def logistic_root(s0: float, beta: np.ndarray) -> np.ndarray:
         high = np.where(h > 0, s, high)
         low = np.where(h < 0, s, low)
         newton = s - h / (1.0 + beta * sig * (1.0 - sig))
-        done = (h == 0) | (np.abs(newton - s) <= 2.0 * _EPS * np.maximum(1.0, np.abs(s)))
+        done = (h == 0) | (np.abs(newton - s) <= 2.0 * EPS * np.maximum(1.0, np.abs(s)))
         inside = (newton > low) & (newton < high)
         nxt = np.where(done | inside, newton, 0.5 * (low + high))
         nxt = np.where(h == 0, s, nxt)
@@ -110,5 +113,5 @@ def logistic_path(coef, intercept, x0, target, lams):
     proba = np.empty((X.shape[0], 2))
     proba[:, other] = sig
     proba[:, target] = expit(-s)
-    floor = 100.0 * np.finfo(float).eps * (lams * distance + math.sqrt(cc) + 1.0)
+    floor = round_off_floor(lams, distance, math.sqrt(cc))
     return X, energy, grad_norm, proba, floor

@@ -12,9 +12,8 @@ import time
 import numpy as np
 import scipy.optimize
 
-from ._newton import ARMIJO, MAX_BACKTRACKS, SHRINK, NewtonOutcome
-from ._objective import EPS, full_energy_and_gradient, neg_log_proba
-from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, STALLED
+from ._iteration import ARMIJO, MAX_BACKTRACKS, SHRINK, MethodOutcome, final_status, round_off_floor
+from ._objective import full_energy_and_gradient, neg_log_proba
 
 BFGS_MAX_BYTES = 2**30  # BFGS keeps a dense D x D inverse Hessian
 
@@ -47,29 +46,22 @@ class _Objective:
         return energy, gradient
 
 
-def _floor(coef_rel, lam, x, x0):
-    return 100.0 * EPS * (lam * float(np.linalg.norm(x - x0)) + float(np.linalg.norm(coef_rel)) + 1.0)
-
-
 def _finish(objective, x, n_iter, hit_max_iter, tol, coef_rel, lam, x0, lower=None, upper=None):
     energy, gradient, proba = objective(x)
     if lower is not None:  # with bounds, the projected gradient is what vanishes
         gradient = x - np.clip(x - gradient, lower, upper)
     grad_norm = float(np.linalg.norm(gradient))
-    floor = _floor(coef_rel, lam, x, x0)
-    if not np.isfinite(energy):
-        status = NON_FINITE
-    elif grad_norm <= tol:
-        status = CONVERGED
-    elif hit_max_iter:
-        status = MAX_ITER
-    else:
-        status = ROUND_OFF if grad_norm <= floor else STALLED
-    return NewtonOutcome(x, proba, energy, grad_norm, n_iter, status, floor)
+    floor = round_off_floor(lam, float(np.linalg.norm(x - x0)), float(np.linalg.norm(coef_rel)))
+    return MethodOutcome(x, proba, energy, grad_norm, n_iter, final_status(energy, grad_norm, tol, floor, hit_max_iter),
+                         floor)
 
 
-def gradient_descent(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:
-    """Steepest descent with Armijo backtracking; each step starts from twice the last accepted one."""
+def gradient_descent(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> MethodOutcome:
+    """Steepest descent with Armijo backtracking; each step starts from twice the last accepted one.
+
+    Its own sequential search, not :func:`solver._iteration.backtrack`: the first trial is not the unit
+    step but twice the last accepted step, which is what makes gradient descent usable at all here.
+    """
     objective = _Objective(coef_rel, intercept_rel, x0, target, lam)
     energy, gradient, proba = objective(x)
     grad_norm = float(np.linalg.norm(gradient))
@@ -124,7 +116,7 @@ def _exact_line_search(diff, direction, w, Bd, target, lam, max_steps=50) -> flo
     return t
 
 
-def conjugate_gradient(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> NewtonOutcome:
+def conjugate_gradient(coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder) -> MethodOutcome:
     """Polak-Ribiere nonlinear CG (PR+, restarted when beta < 0 or d is not a descent direction).
 
     Each iteration minimises E exactly along the search direction (the setting CG's theory assumes):
@@ -161,7 +153,7 @@ _SCIPY_METHODS = {"bfgs": "BFGS", "lbfgs": "L-BFGS-B"}
 
 
 def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_iter, recorder, lower=None,
-                 upper=None) -> NewtonOutcome:
+                 upper=None) -> MethodOutcome:
     """BFGS or L-BFGS (memory 4; L-BFGS-B with bounds) from scipy, stopped on ``||grad|| <= tol``
     (the projected gradient with bounds)."""
     objective = _Objective(coef_rel, intercept_rel, x0, target, lam)

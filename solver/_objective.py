@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-EPS = np.finfo(np.float64).eps
+EPS = float(np.finfo(np.float64).eps)
 
 
 def neg_log_proba(w: np.ndarray, target: int) -> tuple[float, np.ndarray]:
@@ -53,3 +53,11 @@ def full_energy_and_gradient(coef_rel, intercept_rel, x0, target, lam, x):
     energy = 0.5 * lam * float(diff @ diff) + value
     gradient = lam * diff + coef_rel.T @ proba
     return energy, gradient, proba
+
+
+def target_logit_margin(z: np.ndarray, target: int) -> float:
+    """``log p_k - log(1 - p_k) = z_k - logsumexp_{j != k} z_j`` from logits ``z``, exact also when p_k is
+    within 1e-16 of 1 (where ``1 - p_k`` itself would round to 0)."""
+    others = np.concatenate([z[:target], z[target + 1:]])
+    top = float(others.max())
+    return float(z[target]) - top - math.log(float(np.exp(others - top).sum()))

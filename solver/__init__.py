@@ -7,13 +7,15 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 """
 
 from ._api import METHODS, invert, invert_path
+from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
-from ._questions import CounterfactualResult, closest_with_probability, minimal_flip
-from ._result import InversionPath, InversionResult, IterationHistory
+from ._probability import closest_with_probability
+from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
 
 __all__ = [
     "CounterfactualResult",
+    "DEFAULT_MARGIN",
     "closest_with_probability",
     "minimal_flip",
     "FORMATS",

@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from ._closed_form import logistic_path
-from ._constraints import Constraints, parse_constraints
 from ._first_order import bfgs_memory_check, conjugate_gradient, gradient_descent, scipy_method
-from ._model import SoftmaxModel
+from ._iteration import final_status, succeeded
 from ._newton import newton_full, newton_reduced
 from ._objective import full_energy_and_gradient, relative_parameters
+from ._problem import check_model, pose
 from ._projected import projected_newton
-from ._result import (
-    CONVERGED,
-    ROUND_OFF,
-    STALLED,
-    HistoryRecorder,
-    InversionPath,
-    InversionResult,
-    ReducedState,
-    status_message,
-)
+from ._result import HistoryRecorder, InversionPath, InversionResult, ReducedState, status_message
 from ._validation import check_instance, check_lam, check_lams, check_positive_int, check_target, check_tol
 
 METHODS = ("auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs", "projected-newton")
 DEFAULT_MAX_ITER = {"newton": 200, "newton-full": 200, "projected-newton": 500, "gd": 1000, "cg": 1000, "bfgs": 1000,
                     "lbfgs": 1000}
 BOUNDED_METHODS = ("auto", "newton", "projected-newton", "lbfgs")
-
-
-def _check_model(model) -> SoftmaxModel:
-    if not isinstance(model, SoftmaxModel):
-        raise ValueError(f"model must be a solver.SoftmaxModel, got {type(model).__name__}; "
-                         "use SoftmaxModel.from_estimator(est) for a scikit-learn model")
-    return model
 
 
 def _resolve_method(method, n_classes: int, n_features: int, bounded: bool = False) -> str:
@@ -57,55 +40,13 @@ def _resolve_method(method, n_classes: int, n_features: int, bounded: bool = Fal
     return method
 
 
-@dataclass(frozen=True, eq=False)
-class _Problem:
-    """The problem the solvers see: with immutable features or costs, the column-scaled model in the
-    free features (MATH.md section 6), its source ``y0`` and ranges; otherwise the user's own model,
-    x0 and ranges."""
-
-    model: SoftmaxModel
-    x0: np.ndarray
-    constraints: Constraints | None
-    source: np.ndarray  # x0 in the user's features
-    rescaled: bool = False
-
-    @property
-    def lower(self):
-        return None if self.constraints is None else self.constraints.reduced_lower
-
-    @property
-    def upper(self):
-        return None if self.constraints is None else self.constraints.reduced_upper
-
-    def to_reduced(self, x):
-        return self.constraints.to_reduced(x) if self.rescaled else x
-
-    def to_full(self, y):
-        return self.constraints.to_full(y, self.source) if self.rescaled else y
-
-
-def _pose(model: SoftmaxModel, x0: np.ndarray, immutable, cost, bounds) -> _Problem:
-    constraints = parse_constraints(model.n_features, immutable, cost, bounds)
-    if constraints is None:
-        return _Problem(model, x0, None, x0)
-    if constraints.free.size == 0:
-        raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
-    if constraints.free.size == model.n_features and np.all(constraints.scale == 1.0):
-        return _Problem(model, x0, constraints, x0)  # ranges only: the user's own model and coordinates
-    scaled = model.column_scaled(constraints.free, constraints.scale, constraints.key)
-    fixed = np.ones(model.n_features, dtype=bool)
-    fixed[constraints.free] = False
-    intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
-    return _Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0, rescaled=True)
-
-
 def _validate(model, x0, target, method, tol, max_iter, x_init, immutable, cost, bounds):
     """The checks :func:`invert` and :func:`invert_path` share, and the problem the solvers see."""
-    model = _check_model(model)
+    model = check_model(model)
     x0 = check_instance(x0, model.n_features)
     target = check_target(target, model.n_classes)
     tol = check_tol(tol)
-    problem = _pose(model, x0, immutable, cost, bounds)
+    problem = pose(model, x0, immutable, cost, bounds)
     method = _resolve_method(method, model.n_classes, problem.model.n_features, problem.lower is not None)
     max_iter = check_positive_int(DEFAULT_MAX_ITER.get(method, 1) if max_iter is None else max_iter, "max_iter")
     start, state = _start_point(x_init, x0)
@@ -172,12 +113,6 @@ def _run(model, x0, target, lam, method, start, tol, max_iter, recorder, state=N
     else:
         outcome = scipy_method(method, *args, lower=lower, upper=upper)
     return outcome.point, outcome, None
-
-
-def _closed_form_status(grad_norm: float, floor: float, tol: float) -> int:
-    if grad_norm <= tol:
-        return CONVERGED
-    return ROUND_OFF if grad_norm <= floor else STALLED
 
 
 def invert(model, x0, target, lam, *, x_init=None, method="auto", tol=1e-10, max_iter=None, record=False,
@@ -258,7 +193,7 @@ def _invert(problem, target, lam, method, start, state, tol, max_iter, recorder,
     if method == "closed-form":
         X, energies, grad_norms, probas, floors = logistic_path(model.coef, model.intercept, x0, target, np.array([lam]))
         x, proba, energy, grad_norm, floor = X[0], probas[0], float(energies[0]), float(grad_norms[0]), float(floors[0])
-        n_iter, status = 0, _closed_form_status(grad_norm, floor, tol)
+        n_iter, status = 0, final_status(energy, grad_norm, tol, floor)
         if recorder is not None:
             coef_rel, intercept_rel = relative_parameters(model.coef, model.intercept, target)
             start_energy, start_grad, start_proba = full_energy_and_gradient(coef_rel, intercept_rel, x0, target, lam, x0)
@@ -269,10 +204,8 @@ def _invert(problem, target, lam, method, start, state, tol, max_iter, recorder,
                                 problem.lower, problem.upper)
         proba, energy, grad_norm = outcome.proba, outcome.energy, outcome.grad_norm
         n_iter, status, floor = outcome.n_iter, outcome.status, outcome.floor
-    at_lower = at_upper = np.zeros(0, dtype=int)
-    if problem.constraints is not None:
-        x = problem.to_full(x)
-        at_lower, at_upper = problem.constraints.active_bounds(x)
+    x = problem.to_full(x)
+    at_lower, at_upper = problem.active_bounds(x)
 
     return InversionResult(
         x=x,
@@ -280,7 +213,7 @@ def _invert(problem, target, lam, method, start, state, tol, max_iter, recorder,
         energy=energy,
         grad_norm=grad_norm,
         n_iter=n_iter,
-        success=status in (CONVERGED, ROUND_OFF),
+        success=succeeded(status),
         status=status,
         message=status_message(status, grad_norm, tol, n_iter, floor, method),
         method=method,
@@ -339,7 +272,7 @@ def _invert_path(problem, target, lams, method, start, state, tol, max_iter, sta
     if method == "closed-form":
         X, energy, grad_norm, proba, floor = logistic_path(model.coef, model.intercept, x0, target, lams)
         n_iter = np.zeros(n_lams, dtype=int)
-        success = np.array([_closed_form_status(g, f, tol) != STALLED for g, f in zip(grad_norm, floor)])
+        success = np.array([succeeded(final_status(e, g, tol, f)) for e, g, f in zip(energy, grad_norm, floor)])
     elif method == "newton":
         basis, logits, u = _reduced_start(model, x0, target, float(lams[0]), start, state)
         w0 = logits - logits[target]
@@ -387,5 +320,5 @@ def _collect(outcomes):
         np.array([o.grad_norm for o in outcomes]),
         np.array([o.proba for o in outcomes]),
         np.array([o.n_iter for o in outcomes]),
-        np.array([o.status in (CONVERGED, ROUND_OFF) for o in outcomes]),
+        np.array([succeeded(o.status) for o in outcomes]),
     )

@@ -67,7 +67,8 @@ class Constraints:
         return at_lower, at_upper
 
 
-def _immutable_mask(immutable, n_features: int) -> np.ndarray:
+def immutable_mask(immutable, n_features: int) -> np.ndarray:
+    """``immutable`` (a boolean mask or feature indices, or None) as a boolean mask; validated."""
     mask = np.zeros(n_features, dtype=bool)
     if immutable is None:
         return mask
@@ -79,7 +80,7 @@ def _immutable_mask(immutable, n_features: int) -> np.ndarray:
     if values.size == 0:
         return mask
     if values.dtype.kind not in "iu" or values.ndim != 1:
-        raise ValueError("immutable must be a boolean mask or a list of feature indices")
+        raise ValueError(f"immutable must be a boolean mask or a list of integer feature indices, got {immutable!r}")
     if values.min() < 0 or values.max() >= n_features:
         raise ValueError(f"immutable indices must be in 0..{n_features - 1}")
     mask[values] = True
@@ -97,7 +98,7 @@ def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -
     """Validate the constraint arguments; ``None`` when there are none (the plain problem)."""
     if immutable is None and cost is None and bounds is None:
         return None
-    fixed = _immutable_mask(immutable, n_features)
+    fixed = immutable_mask(immutable, n_features)
     if cost is None:
         weights = np.ones(n_features)
     else:

@@ -193,3 +193,54 @@ class InversionPath:
     target: int
     method: str
     time_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class CounterfactualResult:
+    """The answer to :func:`solver.minimal_flip` or :func:`solver.closest_with_probability`.
+
+    Attributes
+    ----------
+    x : ndarray (D,)
+        The counterfactual (x0 itself when nothing needs to change; x0 when ``success`` is False).
+    proba : ndarray (K,)
+        Class probabilities at ``x``.
+    distance : float
+        ``sqrt(sum_j cost_j (x_j - x0_j)^2)``, the minimised distance (Euclidean without costs; ``inf``
+        when there is no answer).
+    target : int
+    lam : float or None
+        For :func:`solver.closest_with_probability`: the trade-off whose minimiser this is (``inf`` when
+        x0 already qualifies); None for :func:`solver.minimal_flip`.
+    success : bool
+    message : str
+    method : str
+    n_iter : int
+        Solver iterations (flip) or lambda probes (probability).
+    time_s : float
+    at_lower, at_upper : ndarray of int
+        Features that end at a bound.
+    tied_classes : ndarray of int
+        Classes whose decision boundary with the target is active (logit gap equal to the margin).
+    level_changes : tuple of (int, str, str)
+        Categorical groups whose level changed: (group index, from feature name, to feature name).
+    margin : float or None
+        For :func:`solver.minimal_flip`: the logit gap ``min_j z_k(x) - z_j(x)`` the answer was solved
+        for (the requested margin, or larger after a deliberate nudge past round-off).
+    """
+
+    x: np.ndarray
+    proba: np.ndarray
+    distance: float
+    target: int
+    lam: float | None
+    success: bool
+    message: str
+    method: str
+    n_iter: int
+    time_s: float
+    at_lower: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    at_upper: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    tied_classes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    level_changes: tuple = ()
+    margin: float | None = None

@@ -65,3 +65,26 @@ def check_tol(tol) -> float:
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not np.isfinite(tol) or tol <= 0:
         raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
     return float(tol)
+
+
+def check_probability(alpha, name: str = "alpha") -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"{name} must be a probability strictly between 0 and 1, got {alpha!r}")
+    return float(alpha)
+
+
+def check_margin(margin) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not np.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number >= 0 (a logit gap), got {margin!r}")
+    return float(margin)
+
+
+def check_lam_range(lam_range) -> tuple[float, float]:
+    try:
+        low, high = lam_range
+    except (TypeError, ValueError):
+        raise ValueError(f"lam_range must be a pair (low, high) with 0 < low < high, got {lam_range!r}") from None
+    low, high = check_lam(low, "lam_range[0]"), check_lam(high, "lam_range[1]")
+    if not low < high:
+        raise ValueError(f"lam_range must have low < high, got {lam_range!r}")
+    return low, high

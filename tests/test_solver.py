@@ -7,6 +7,7 @@ from conftest import gradient_scale, random_model, reference_energy, reference_g
 from solver import METHODS, SoftmaxModel, invert, invert_path
 from solver._basis import build_basis
 from solver._objective import full_energy_and_gradient, relative_parameters
+from solver._result import NON_FINITE
 
 ITERATIVE = ["newton", "newton-full", "gd", "cg", "bfgs", "lbfgs"]
 
@@ -197,18 +198,24 @@ def test_huge_coefficients_do_not_overflow_the_basis(rng):
     model = random_model(rng, 4, 6, scale=1e160)
     basis = model.reduced_basis()
     assert basis.rank == 3 and np.all(np.isfinite(basis.M))
+    # The gradient's norm (~1e160 per entry, squared) overflows: the solver must say so, not claim success.
     res = invert(model, rng.standard_normal(6), 2, 1.0)
-    assert isinstance(res.success, bool) and res.message
+    assert not res.success and res.status == NON_FINITE and "non-finite" in res.message
 
 
 def test_history_records_each_iteration_and_decreases_energy(rng):
     model = random_model(rng, 10, 50, scale=0.3)
     x0 = rng.random(50)
-    for method in ["newton", "newton-full", "gd", "lbfgs", "closed-form"][: 4]:
-        res = invert(model, x0, 3, 0.01, method=method, record=True, max_iter=300)
+    binary = random_model(rng, 2, 50, scale=0.3)
+    for method in ["newton", "newton-full", "gd", "cg", "bfgs", "lbfgs", "closed-form", "projected-newton"]:
+        problem = binary if method == "closed-form" else model
+        bounds = (-2.0, 2.0) if method == "projected-newton" else None
+        res = invert(problem, x0, 1 if method == "closed-form" else 3, 0.01, method=method, record=True, max_iter=300,
+                     bounds=bounds)
+        assert res.method == method and res.history is not None, method
         h = res.history
         assert len(h.energy) == len(h.grad_norm) == len(h.step) == len(h.time_s) == h.proba.shape[0]
-        assert h.proba.shape[1] == 10 and np.all(np.diff(h.time_s) >= 0)
+        assert h.proba.shape[1] == problem.n_classes and np.all(np.diff(h.time_s) >= 0)
         assert np.all(np.diff(h.energy) <= 1e-12 * abs(h.energy[0]))
         assert h.energy[-1] == pytest.approx(res.energy)
         if method.startswith("newton"):
@@ -320,8 +327,21 @@ def test_invert_path_rejects_bad_lams():
         invert_path(model, np.zeros(3), 0, [])
 
 
-def test_methods_constant_lists_every_method():
-    assert set(METHODS) == {"auto", "newton", "newton-full", "closed-form", "gd", "cg", "bfgs", "lbfgs", "projected-newton"}
+def test_every_listed_method_solves_and_reports_itself(rng):
+    """Each name in METHODS runs (on a problem it accepts) and ends at the same exact minimiser."""
+    x0 = rng.standard_normal(8)
+    multi, binary = random_model(rng, 4, 8), random_model(rng, 2, 8)
+    wide = (-1e6, 1e6)  # ranges that never bind: projected Newton must find the unconstrained minimiser
+    reference = {2: invert(binary, x0, 1, 0.1, method="newton", tol=1e-12),
+                 4: invert(multi, x0, 1, 0.1, method="newton", tol=1e-12)}
+    for method in METHODS:
+        model = binary if method == "closed-form" else multi
+        res = invert(model, x0, 1, 0.1, method=method, tol=1e-7, max_iter=5000,
+                     bounds=wide if method == "projected-newton" else None)
+        expected = {"auto": "newton"}.get(method, method)
+        assert res.success and res.method == expected, (method, res.message)
+        best = reference[model.n_classes]
+        assert np.linalg.norm(res.x - best.x) <= (res.grad_norm + best.grad_norm) / 0.1, method
 
 
 def test_solver_never_imports_streamlit():
@@ -360,9 +380,14 @@ def test_warm_state_is_reused_only_for_the_same_model_and_instance(rng):
     other_x0 = rng.random(200)
     res = invert(model, other_x0, 7, 0.0105, x_init=first)  # different instance: start from first.x instead
     assert_stationary(model, other_x0, 7, 0.0105, res)
-    copy = SoftmaxModel(model.coef, model.intercept)  # same numbers, different basis object
-    res = invert(copy, x0, 2, 0.0105, x_init=first)
-    assert_stationary(copy, x0, 2, 0.0105, res)
+    # Another model of the same shape: reusing the first model's logits or basis would solve the wrong problem.
+    other = SoftmaxModel(model.coef[::-1] * 1.5, model.intercept + 1.0)
+    res = invert(other, x0, 2, 0.0105, x_init=first)
+    assert res.warm_state.basis is other.reduced_basis()
+    assert_stationary(other, x0, 2, 0.0105, res)
+    # The same model and instance with another target reuses the logits but not the path's derivatives.
+    res = invert(model, x0, 2, 0.0105, x_init=first)
+    assert_stationary(model, x0, 2, 0.0105, res)
 
 
 def test_path_derivatives_match_finite_differences(rng):

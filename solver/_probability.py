@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 
 from ._api import invert
 from ._closed_form import logistic_root_scalar, sigmoid
@@ -33,6 +34,14 @@ _MAX_NUDGES = 8
 
 def _target_logit_margin(model, x, target) -> float:
     return target_logit_margin(model.decision_function(x), target)
+
+
+def _qualifies(model, x, target, alpha) -> bool:
+    """``p_k(x) >= alpha`` both as the logit margin says and as the probabilities shown to a user say
+    (they can disagree in the last ulp)."""
+    z = model.decision_function(x)
+    goal = math.log(alpha) - math.log1p(-alpha)
+    return target_logit_margin(z, target) >= goal and float(scipy.special.softmax(z)[target]) >= alpha
 
 
 def closest_with_probability(model, x0, target, alpha, *, immutable=None, cost=None, bounds=None, categorical=None,
@@ -90,7 +99,7 @@ def _closest(model, x0, target, alpha, frozen, cost, bounds, lam_range) -> Count
     common = dict(target=target, method="closest-with-probability", time_s=0.0)
     outside = problem.source_outside_ranges()
     start = problem.to_full(np.clip(problem.x0, problem.lower, problem.upper)) if outside else x0
-    if _target_logit_margin(model, start, target) >= goal:
+    if _qualifies(model, start, target, alpha):
         p = model.predict_proba(start)
         if outside:  # the closest point within the ranges already qualifies
             at_lower, at_upper = problem.active_bounds(start)
@@ -103,8 +112,7 @@ def _closest(model, x0, target, alpha, frozen, cost, bounds, lam_range) -> Count
 
     def answer(x, lam, probes, solver_message=""):
         p = model.predict_proba(x)
-        ok = _target_logit_margin(model, x, target) >= goal
-        if not ok:
+        if not _qualifies(model, x, target, alpha):
             return CounterfactualResult(x=x0, proba=model.predict_proba(x0), distance=np.inf, lam=lam, success=False,
                                         n_iter=probes, message=(f"p = {p[target]:.6g} reached at lam = {lam:.6g}, "
                                                                 f"short of {alpha:g}. {solver_message}"), **common)
@@ -122,10 +130,10 @@ def _closest(model, x0, target, alpha, frozen, cost, bounds, lam_range) -> Count
     if problem.lower is None and model.n_classes == 2:
         return _binary(problem, target, alpha, goal, answer, model)
     if problem.lower is None:
-        result = _reduced(problem, target, goal, lam_range, answer, model)
+        result = _reduced(problem, target, alpha, goal, lam_range, answer, model)
         if result is not None:
             return result
-    return _lam_search(model, x0, target, goal, immutable, cost, bounds, lam_range, answer, unreachable)
+    return _lam_search(model, x0, target, alpha, goal, immutable, cost, bounds, lam_range, answer, unreachable)
 
 
 def _binary(problem, target, alpha, goal, answer, model):
@@ -140,7 +148,7 @@ def _binary(problem, target, alpha, goal, answer, model):
     s = -goal  # the root of s - s0 + (||c||^2 / lam) sigma(s) at this lam
     for nudge in range(_MAX_NUDGES + 1):
         x = problem.to_full(problem.x0 - sigmoid(s) * c / lam)
-        if _target_logit_margin(model, x, target) >= goal or nudge == _MAX_NUDGES:
+        if _qualifies(model, x, target, alpha) or nudge == _MAX_NUDGES:
             return answer(x, lam, nudge + 1)
         lam *= 1.0 - _LAM_NUDGE * 4.0**nudge
         s = logistic_root_scalar(s0, cc / lam)
@@ -166,7 +174,6 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
     others = np.array([j for j in range(N.shape[0]) if j != target])
     N_o, w0_o = N[others], w0[others]
     n_norm = math.sqrt(float(np.einsum("ij,ij->", N, N)))
-    identity = np.eye(basis.rank)
 
     def residual(u, mu):
         w = w0_o + N_o @ u
@@ -195,7 +202,8 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
                 return None
             return u, lam, mu, iteration
         centred = N_o - q @ N_o
-        hessian = identity + mu * centred.T @ (q[:, None] * centred)
+        hessian = mu * (centred.T @ (q[:, None] * centred))
+        hessian.flat[:: basis.rank + 1] += 1.0  # I + mu N_o^T (diag q - q q^T) N_o
         solved = spd_solve(hessian, np.column_stack([r1, g]))
         h_r1, h_g = solved[:, 0], solved[:, 1]
         # linearised: H du + g dmu = -r1 and -g^T du = -r2 (grad m = -g)
@@ -215,7 +223,7 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
     return None
 
 
-def _reduced(problem, target, goal, lam_range, answer, model):
+def _reduced(problem, target, alpha, goal, lam_range, answer, model):
     """K > 2 without ranges: :func:`_kkt_newton`, the answer nudged to the side ``p >= alpha``; None if
     Newton did not converge."""
     basis = problem.model.reduced_basis()
@@ -226,14 +234,14 @@ def _reduced(problem, target, goal, lam_range, answer, model):
             return None
         u, lam, mu, iterations = solved
         x = problem.to_full(problem.x0 + basis.lift(u))
-        if _target_logit_margin(model, x, target) >= goal or nudge == _MAX_NUDGES:
+        if _qualifies(model, x, target, alpha) or nudge == _MAX_NUDGES:
             return answer(x, lam, iterations)
         aim += _AIM_ABOVE * 4.0**nudge * (1.0 + abs(goal))  # still short: aim higher
         solved = _kkt_newton(problem, target, aim, lam_range, (u, mu))
     return None
 
 
-def _lam_search(model, x0, target, goal, immutable, cost, bounds, lam_range, answer, unreachable):
+def _lam_search(model, x0, target, alpha, goal, immutable, cost, bounds, lam_range, answer, unreachable):
     """Brent's method on ``log lam`` over warm-started :func:`invert` solves (projected Newton with ranges):
     the general route, and the safeguard where Newton on the optimality conditions does not converge."""
     kwargs = dict(immutable=immutable, cost=cost, bounds=bounds)
@@ -267,7 +275,7 @@ def _lam_search(model, x0, target, goal, immutable, cost, bounds, lam_range, ans
     f_root, res_root = excess(root)
     step = _LAM_NUDGE
     for _ in range(_MAX_NUDGES):  # stay on the side where p >= alpha
-        if f_root >= 0:
+        if f_root >= 0 and _qualifies(model, res_root.x, target, alpha):
             break
         root += math.log1p(-step)
         step *= 4.0

@@ -18,3 +18,11 @@ def test_benchmark_smoke_run(tmp_path):
                                            summary.problem.unique()[2]}
     equal = goals[goals.target.str.startswith("K=2 closed form equals Newton")]
     assert bool(equal.met.iloc[0])
+
+
+def test_questions_overhead_smoke_run(tmp_path):
+    import questions_overhead
+
+    frame, summary = questions_overhead.main(["--smoke", "--out", str(tmp_path)])
+    assert (tmp_path / "smoke_questions_overhead.csv").exists()
+    assert len(summary) == len(questions_overhead.MODELS) and (frame["warm invert us"] > 0).all()

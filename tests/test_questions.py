@@ -123,3 +123,12 @@ def test_feasibility_is_decided_by_a_linear_programme_when_classes_outnumber_dim
     assert res.success and model.predict(res.x) == 3
     locked = minimal_flip(model, np.array([0.0, 2.0]), 3, bounds=([-1.0, 0.5], [1.0, 3.0]))
     assert not locked.success and "under these constraints" in locked.message
+
+
+def test_probability_answers_show_at_least_alpha_not_one_ulp_below():
+    """Regression: the logit margin met logit(alpha) while the softmax shown read 0.8999999999999999."""
+    data, _, model = fitted("german-credit")
+    for i in range(120):
+        target = int(np.argsort(model.predict_proba(data.X[i]))[-2])
+        res = closest_with_probability(model, data.X[i], target, 0.9)
+        assert res.success and res.proba[target] >= 0.9 and model.predict_proba(res.x)[target] >= 0.9

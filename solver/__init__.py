@@ -10,12 +10,16 @@ from ._api import METHODS, invert, invert_path
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
 from ._questions import CounterfactualResult, closest_with_probability, minimal_flip
+from ._recourse import RecourseResult, recourse, recourse_front
 from ._result import InversionPath, InversionResult, IterationHistory
 
 __all__ = [
     "CounterfactualResult",
     "closest_with_probability",
     "minimal_flip",
+    "RecourseResult",
+    "recourse",
+    "recourse_front",
     "FORMATS",
     "METHODS",
     "ModelFileError",

@@ -83,6 +83,7 @@ ALPHA_ATOL = 1e-9  # K > 2: logsumexp(z - z_k) <= -log(alpha) + ALPHA_ATOL at th
 _MILP_REL_GAP = 1e-8  # HiGHS's relative gap; its absolute gap (1e-6) is made irrelevant by scaling the objective
 _OBJECTIVE_SCALE = 1e4  # the master's objective is scaled so the expected optimum is about this large
 _MAX_OA_ROUNDS = 200
+_FULL_SECANTS = 40  # integer features with at most this many values get every secant (an exact master)
 _METRICS = ("l1", "l2")
 
 
@@ -315,10 +316,46 @@ def _pose(model, x0, target, metric, cost, immutable, bounds, integer, categoric
     others = np.array([i for i in range(model.n_classes) if i != target])
     G = A[target] - A[others]
     gap0 = G @ x0 + (b[target] - b[others])
+    _prune_dominated(x0, weights, lower, upper, num, groups, current, G)
     return _Question(model=model, x0=x0, target=target, metric=metric, cost=weights, locked=locked, lower=lower,
                      upper=upper, integer=whole, num=num, groups=tuple(groups), current=tuple(current),
                      all_groups=all_groups, margin=margin, alpha=alpha,
                      max_changes=None if max_changes is None else int(max_changes), G=G, gap0=gap0, others=others)
+
+
+def _prune_dominated(x0, cost, lower, upper, num, groups, current, G) -> None:
+    """Narrow the search, exactly, to changes that can be optimal (in place on ``lower``/``upper``).
+
+    Every constraint on the logits (the margins and ``p_k >= alpha``) only asks for larger gaps
+    ``z_k - z_i = G_i x + ...``. So (1) a numeric feature whose column of G has one sign never moves against it
+    (moving back to x0 is cheaper, keeps every gap at least as large and changes fewer features), and (2) a level
+    whose gains ``G[:, l]`` are matched by a no more expensive level (x0's own level costs nothing) is never
+    needed. Both keep at least one optimal answer of every question (budgets and no-good cuts included: the
+    replacement changes no more features, and keeps a group at x0 whenever the replaced answer did)."""
+    for j in num:
+        if not (lower[j] <= x0[j] <= upper[j]):
+            continue  # x0 out of range: it must move into the range, in either direction
+        if np.all(G[:, j] >= 0):
+            lower[j] = x0[j]
+        if np.all(G[:, j] <= 0):
+            upper[j] = x0[j]
+    for columns, cur in zip(groups, current):
+        cols = list(columns)
+        if np.any(lower[cols] > 0):
+            continue  # a level is forced by the ranges
+        available = [level for level in cols if upper[level] >= 1]
+        price = {level: 0.0 if level == cur else cost[cur] + cost[level] for level in available}
+        for level in available:
+            if level == cur:
+                continue
+            for other in available:
+                if other == level:
+                    continue
+                better = price[other] <= price[level] and np.all(G[:, other] >= G[:, level])
+                tie = price[other] == price[level] and np.array_equal(G[:, other], G[:, level])
+                if better and (not tie or other < level):
+                    upper[level] = 0.0
+                    break
 
 
 # -- verification ------------------------------------------------------------------------------------------------
@@ -673,12 +710,15 @@ class _Master:
         c, constant = self.objective()
         lb, ub = self.bounds()
         constraints = scipy.optimize.LinearConstraint(matrix, lo, hi) if matrix is not None else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = scipy.optimize.milp(c * scale, integrality=self.integrality(),
-                                      bounds=scipy.optimize.Bounds(lb, ub), constraints=constraints,
-                                      options={"time_limit": max(time_left, 1e-3), "mip_rel_gap": _MILP_REL_GAP,
-                                               "presolve": True})
+        for presolve in (True, False):  # HiGHS occasionally reports a solve error; the other setting then works
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = scipy.optimize.milp(c * scale, integrality=self.integrality(),
+                                          bounds=scipy.optimize.Bounds(lb, ub), constraints=constraints,
+                                          options={"time_limit": max(time_left, 1e-3), "mip_rel_gap": _MILP_REL_GAP,
+                                                   "presolve": presolve})
+            if res.status != 4:
+                break
         bound = -math.inf
         dual = res.get("mip_dual_bound")
         if dual is None and res.status == 0:  # a pure LP (nothing discrete): its optimum is the bound
@@ -920,6 +960,10 @@ def _seed_cuts(q: _Question, pool: _CutPool) -> None:
     L, U = q.lower[cols] - q.x0[cols], q.upper[cols] - q.x0[cols]
     d, _ = _weighted_projection(q.cost[cols], q.G[:, cols], r, L, U) if n else (None, 0)
     for local in range(n):
+        j = cols[local]
+        if q.integer[j] and U[local] - L[local] <= _FULL_SECANTS:  # the whole integer parabola: exact
+            pool.objective[local].extend(("s", v) for v in range(int(L[local]), int(U[local])))
+            continue
         pool.add_objective(q, local, 0.0)
         if d is not None and d[local] != 0:
             pool.add_objective(q, local, float(d[local]))

@@ -1074,11 +1074,19 @@ def _unreachable_message(q: _Question, budget, nogoods) -> str:
                     f"its range limit, class {name} is not reached")
         return (f"even changing every unlocked feature to its range limit, class {name} is not reached "
                 "(widen the ranges)")
+    if q.lse_alpha and not (budget is not None and _solved_without_budget(q)):
+        return (f"p({name}) >= {q.alpha:g} is out of reach: no x within the ranges and locks (integers whole, one "
+                "level per group) gets there")
     if budget is not None:
         return (f"no answer changes at most {budget} feature(s) (a categorical group counts as one) and reaches "
                 f"class {name}; allow more changes")
     return (f"whole-number values and one level per group make class {name} unreachable within the ranges, "
             "although fractional values would reach it")
+
+
+def _solved_without_budget(q: _Question) -> bool:
+    """Does the question have an answer once the budget is dropped? (Only asked to word a message.)"""
+    return _solve(_Search(q, time.perf_counter() + 5.0), None, (), None).x is not None
 
 
 def _class_name(q: _Question) -> str:

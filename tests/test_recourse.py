@@ -376,3 +376,28 @@ def test_front_rejects_a_second_budget_and_unknown_arguments():
         recourse_front(model, [0.0, 0.0], 1, max_changes=0)
     with pytest.raises(ValueError, match="unknown"):
         recourse_front(model, [0.0, 0.0], 1, max_changes=2, colour="red")
+
+
+def test_alpha_out_of_reach_says_so():
+    rng = np.random.default_rng(1)
+    model = random_model(rng, 3, 3)
+    x0 = np.zeros(3)
+    target = int(np.argmin(model.predict_proba(x0)))
+    res = recourse(model, x0, target, bounds=(-0.5, 0.5), alpha=0.999)
+    assert not res.success and ("out of reach" in res.message or "range limit" in res.message)
+
+
+def test_benchmark_smoke_run(tmp_path):
+    """A small run of benchmarks/recourse_benchmark.py (no DiCE), so the script cannot rot; no timing asserted."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import recourse_benchmark
+
+    runs, summary, ratios, fronts = recourse_benchmark.main(["--smoke", "--no-dice", "--out", str(tmp_path)])
+    assert (tmp_path / "smoke_recourse_summary.csv").exists()
+    ours = runs[runs.method.str.startswith("ours")]
+    assert ours.found.all() and ours.valid.all() and ours.optimal.all()
+    assert not (ours.locks_violated | ours.ranges_violated | ours.not_whole | ours.not_one_hot).any()
+    assert fronts.monotone.all() and fronts.all_optimal.all()

@@ -641,19 +641,16 @@ class _Master:
         return coeffs, 0.0
 
     # outer-approximation cuts, built from the layout-independent pool of cut points
-    def objective_cut(self, local: int, key) -> tuple[np.ndarray, float]:
+    def objective_cut(self, local: int, key) -> tuple[list, list, float]:
         """``t_j >= slope d_j + intercept z_j`` (perspective; ``z_j = 1`` without a z) under ``c_j d_j^2``: the
-        tangent at ``a`` for ``key = ("t", a)``, the secant through ``v, v + 1`` for ``key = ("s", v)``."""
+        tangent at ``a`` for ``key = ("t", a)``, the secant through ``v, v + 1`` for ``key = ("s", v)``.
+        Returned sparse: (columns, values, right-hand side) of ``row . v >= rhs``."""
         c = self.q.cost[self.q.num[local]]
         kind, a = key
         slope, intercept = ((2 * a + 1) * c, -a * (a + 1) * c) if kind == "s" else (2 * a * c, -a * a * c)
-        coeffs = np.zeros(self.n_vars)
-        coeffs[self.t[local]] = 1.0
-        coeffs[self.d[local]] = -slope
         if self.z[local] >= 0:  # the intercept times z: z = 0 (so d = 0) leaves t >= 0
-            coeffs[self.z[local]] = -intercept
-            return coeffs, 0.0
-        return coeffs, intercept
+            return [self.t[local], self.d[local], self.z[local]], [1.0, -slope, -intercept], 0.0
+        return [self.t[local], self.d[local]], [1.0, -slope], intercept
 
     def lse_cut(self, x: np.ndarray) -> tuple[np.ndarray, float]:
         """Tangent of ``phi(x) = logsumexp(z - z_k) <= -log alpha`` at x: ``g . dx >= phi(x) + log alpha + g . dx(x)``
@@ -695,13 +692,27 @@ class _Master:
             rows.append(coeffs)
             lo.append(1.0)
             hi.append(1.0)
-        cuts = [self.objective_cut(local, key) for local, keys in enumerate(pool.objective) for key in keys]
-        cuts += [self.lse_cut(x) for x in pool.lse]
-        for coeffs, rhs in cuts:
+        for x in pool.lse:
+            coeffs, rhs = self.lse_cut(x)
             rows.append(coeffs)
             lo.append(rhs)
             hi.append(np.inf)
         matrix = scipy.sparse.csr_array(np.array(rows)) if rows else None
+        if q.metric == "l2":  # the objective's cuts, two or three nonzeros each
+            r_idx, c_idx, vals = [], [], []
+            for local, keys in enumerate(pool.objective):
+                for key in keys:
+                    cols, values, rhs = self.objective_cut(local, key)
+                    r_idx += [len(lo)] * len(cols)
+                    c_idx += cols
+                    vals += values
+                    lo.append(rhs)
+                    hi.append(np.inf)
+            n_rows = len(lo) - (0 if matrix is None else matrix.shape[0])
+            if n_rows:
+                offset = 0 if matrix is None else matrix.shape[0]
+                cuts = scipy.sparse.csr_array((vals, (np.array(r_idx) - offset, c_idx)), shape=(n_rows, self.n_vars))
+                matrix = cuts if matrix is None else scipy.sparse.vstack([matrix, cuts]).tocsr()
         has_z = np.flatnonzero(self.z >= 0)
         if has_z.size:  # big-M rows: d_j <= M+ z_j and -d_j <= M- z_j
             plus, minus = self.big_m

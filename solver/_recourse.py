@@ -36,17 +36,26 @@ a binary ``z_j`` with ``z_j = 0 => d_j = 0`` (big-M rows ``-M^-_j z_j <= d_j <= 
 
 Exact polish and verification
 -----------------------------
-A MIP solver's answer holds its constraints to tolerances (1e-6 .. 1e-7), which is not "valid". Every answer is
+A MIP solver's answer holds its constraints to tolerances (HiGHS's defaults are 1e-7 and 1e-6; we ask for 1e-10),
+which is not "valid". Every answer is
 rebuilt from x0: integer changes rounded to whole numbers, one level per group, unchanged features copied from
 x0, locked ones never touched; the changed continuous features are then re-solved exactly with the discrete part
 fixed and a margin raised by a round-off allowance (``l2``: the weighted projection onto ``{G d >= r,
-L <= d <= U}`` by its exact dual line search/Newton; ``l1``: the LP vertex re-solved from its tight rows), and
+L <= d <= U}`` by its exact dual line search/Newton; ``l1``: the LP vertex re-solved from its tight rows; for l2
+the changed whole-number features are also tried rounded down and up from their continuous optimum), and
 the result is verified in the model's own floating-point arithmetic: predicted as the target with every logit
 gap ``z_k - z_i >= margin``, integers whole, groups one-hot, locks bit-for-bit, ranges held, at most s changes.
 A master point that cannot be polished into a verified answer (its discrete part meets the margin only within
 HiGHS's tolerance) is excluded by raising the master's margin for the remaining iterations; the lower bound is
 then frozen at the last value proved for the requested margin, and ``optimal`` is claimed only when the verified
 cost is within ``GAP_RTOL`` of a bound proved for the requested problem.
+
+Exact pruning
+-------------
+Every constraint on the logits asks for larger gaps ``z_k - z_i``, so a feature whose column ``a_k - a_i`` has one
+sign for every i never moves against it, and a level whose gains are matched by a level no more expensive (x0's own
+level costs nothing) is never used; both are removed before the search (``_prune_dominated``), keeping an optimal
+answer of every question, budgets and no-good cuts included.
 
 Big-M constants
 ---------------
@@ -120,7 +129,8 @@ class RecourseResult:
         Certified: ``distance`` is within ``GAP_RTOL`` (relative, in the metric's objective: squared for l2)
         of ``bound``. False when the time limit stopped the search first.
     bound : float
-        The best proved lower bound on the optimal distance (same units as ``distance``).
+        The best proved lower bound on the optimal distance (same units as ``distance``); inf when the question
+        is proved to have no answer.
     alternatives : tuple of RecourseResult
         With ``n_alternatives = n``: up to n - 1 further answers in order of cost, each the cheapest that keeps
         at least one change of every earlier answer at its x0 value.
@@ -195,7 +205,7 @@ def _as_model(model) -> SoftmaxModel:
         return model
     try:
         return SoftmaxModel.from_estimator(model)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not a model we can read"
+    except Exception as exc:  # whatever from_estimator raises, this is not a model we can read
         raise ValueError(f"model must be a solver.SoftmaxModel or a fitted scikit-learn LogisticRegression "
                          f"(or Pipeline ending in one); got {type(model).__name__} ({exc})") from None
 

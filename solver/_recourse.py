@@ -95,6 +95,7 @@ _OBJECTIVE_SCALE = 1e4  # the master's objective is scaled so the expected optim
 _MAX_OA_ROUNDS = 200
 _SEED_DENSE = (1.0, 2.0, 4.0)  # seed tangents at multiples of the dense continuous optimum ...
 _SEED_ALONE = (1.0, 0.5, 0.25)  # ... and at fractions of each feature's single-handed move
+_NEAR_STEPS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)  # cuts around the first answer, in standard units of each cost
 _MAX_ROUNDED = 4  # whole-number features rounded both ways in the l2 polish (2^4 options at most)
 # scipy passes options it does not know to HiGHS verbatim (HiGHS ignores names it does not know). HiGHS's
 # feasibility-jump heuristic is a primal heuristic only (exactness is untouched); on these small masters it took
@@ -941,6 +942,7 @@ def _solve(search: _Search, budget, nogoods, big_m_cost: float | None) -> _Outco
     working_margin = margin  # raised only when a master point meets the margin within HiGHS's tolerance only
     proved = -math.inf  # best lower bound proved for the requested margin
     best_x, best_obj = None, math.inf
+    added_near = False
     status = "ok"
     if search.relaxed is None:
         search.relaxed = _relaxed_cost(q)
@@ -988,6 +990,16 @@ def _solve(search: _Search, budget, nogoods, big_m_cost: float | None) -> _Outco
                 if z_on[local]:
                     for point in [x, *extra]:
                         added |= pool.add_objective(q, local, float(point[q.num[local]] - q.x0[q.num[local]]))
+            if best_x is not None and not added_near:  # once: a fan of cuts around the first verified answer
+                added_near = True
+                for local in np.flatnonzero(best_x[q.num] != q.x0[q.num]):
+                    a = float(best_x[q.num[local]] - q.x0[q.num[local]])
+                    step = 1.0 / math.sqrt(q.cost[q.num[local]])  # one standard unit of the cost
+                    for f in _NEAR_STEPS:
+                        for near in (a - f * step, a + f * step):
+                            if q.lower[q.num[local]] - q.x0[q.num[local]] <= near <= \
+                                    q.upper[q.num[local]] - q.x0[q.num[local]]:
+                                added |= pool.add_objective(q, local, near)
         if q.lse_alpha:
             point = _assemble(q, d, levels)
             z = q.model.decision_function(point)

@@ -11,6 +11,7 @@ from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
 from ._probability import closest_with_probability
+from ._recourse import RecourseResult, recourse, recourse_front
 from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "DEFAULT_MARGIN",
     "closest_with_probability",
     "minimal_flip",
+    "RecourseResult",
+    "recourse",
+    "recourse_front",
     "FORMATS",
     "METHODS",
     "ModelFileError",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_finite_array
+from ._validation import as_finite_array, feature_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,26 +67,6 @@ class Constraints:
         return at_lower, at_upper
 
 
-def immutable_mask(immutable, n_features: int) -> np.ndarray:
-    """``immutable`` (a boolean mask or feature indices, or None) as a boolean mask; validated."""
-    mask = np.zeros(n_features, dtype=bool)
-    if immutable is None:
-        return mask
-    values = np.asarray(immutable)
-    if values.dtype == bool:
-        if values.shape != (n_features,):
-            raise ValueError(f"immutable as a boolean mask must have {n_features} entries, got shape {values.shape}")
-        return values.copy()
-    if values.size == 0:
-        return mask
-    if values.dtype.kind not in "iu" or values.ndim != 1:
-        raise ValueError(f"immutable must be a boolean mask or a list of integer feature indices, got {immutable!r}")
-    if values.min() < 0 or values.max() >= n_features:
-        raise ValueError(f"immutable indices must be in 0..{n_features - 1}")
-    mask[values] = True
-    return mask
-
-
 def _per_feature(value, n_features: int) -> np.ndarray:
     """A scalar broadcast to every feature, or the array as float64."""
     if np.ndim(value) == 0:
@@ -98,7 +78,7 @@ def parse_constraints(n_features: int, immutable=None, cost=None, bounds=None) -
     """Validate the constraint arguments; ``None`` when there are none (the plain problem)."""
     if immutable is None and cost is None and bounds is None:
         return None
-    fixed = immutable_mask(immutable, n_features)
+    fixed = feature_mask(immutable, n_features, "immutable")
     if cost is None:
         weights = np.ones(n_features)
     else:

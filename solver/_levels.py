@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from ._constraints import immutable_mask
 from ._result import CounterfactualResult
+from ._validation import feature_mask
 
 
 def check_groups(categorical, n_features: int) -> list[tuple[int, ...]]:
@@ -98,7 +98,7 @@ def over_levels(model, x0, cost, categorical, change_levels, immutable, solve, s
     allowed = check_change_levels(change_levels, len(groups))
     if allowed:
         check_one_hot(x0, [groups[g] for g in allowed])
-    frozen = immutable_mask(immutable, model.n_features)
+    frozen = feature_mask(immutable, model.n_features, "immutable")
     for columns in groups:
         frozen[list(columns)] = True
     best, best_total, best_change = None, np.inf, ()

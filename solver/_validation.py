@@ -88,3 +88,23 @@ def check_lam_range(lam_range) -> tuple[float, float]:
     if not low < high:
         raise ValueError(f"lam_range must have low < high, got {lam_range!r}")
     return low, high
+
+
+def feature_mask(value, n_features: int, name: str) -> np.ndarray:
+    """``value`` (a boolean mask or feature indices, or None) as a boolean mask of ``n_features``."""
+    mask = np.zeros(n_features, dtype=bool)
+    if value is None:
+        return mask
+    values = np.asarray(value)
+    if values.dtype == bool:
+        if values.shape != (n_features,):
+            raise ValueError(f"{name} as a boolean mask must have {n_features} entries, got shape {values.shape}")
+        return values.copy()
+    if values.size == 0:
+        return mask
+    if values.dtype.kind not in "iu" or values.ndim != 1:
+        raise ValueError(f"{name} must be a boolean mask or a list of integer feature indices, got {value!r}")
+    if values.min() < 0 or values.max() >= n_features:
+        raise ValueError(f"{name} indices must be in 0..{n_features - 1}")
+    mask[values] = True
+    return mask

@@ -55,11 +55,11 @@ def plane():
     cols[1].metric(f"p({q.target_name})", view.format_proba(float(shown.proba[q.target])))
     cols[2].metric("predicted", q.names[shown.predicted])
     cols[3].metric(view.distance_label(shown.unit), view.format_distance(shown.distance))
-    cols[4].metric(label, f"({shown.x[0]:.3f}, {shown.x[1]:.3f})")
+    cols[4].metric(label, f"({shown.x[0]:.3g}, {shown.x[1]:.3g})", help=f"({shown.x[0]:.6g}, {shown.x[1]:.6g})")
     if shown.is_answer:
-        head, back = st.columns([4, 1])
+        head, back = st.columns([3, 1])
         head.caption(f"**{shown.title}.** {shown.message[:1].upper() + shown.message[1:]}. {shown.lam_note}")
-        back.button("Back to the slider's answer", icon=":material/close:", width="stretch",
+        back.button("Back to the slider", icon=":material/close:", width="stretch",
                     on_click=solve.dismiss_answer)
 
 

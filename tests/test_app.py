@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from solver import minimal_flip
+from ui import view
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -152,7 +153,7 @@ def shown_agrees_with_the_answer(at, answer):
     assert metric(at, "predicted") == names[predicted]
     assert metric(at, f"p({names[target]})") == f"{result.proba[target]:.4f}"
     assert metric(at, "distance (std)") == f"{result.distance:.4g}"
-    assert metric(at, "λ") == (f"{answer.lam:.6g}" if answer.lam is not None else "not on the path")
+    assert metric(at, "λ") == (f"{answer.lam:.6g}" if answer.lam is not None else "off path")
     reading = at.info[0].value
     if predicted == target:
         assert reading.startswith(f"To be classified as {names[target]} (p = {result.proba[target]:.4f})")
@@ -188,7 +189,8 @@ def test_both_questions_on_german_credit_show_their_own_answer_everywhere():
     assert not at.exception
     sure = at.session_state["answer"]
     assert sure.question == "alpha" and sure.alpha == 0.95 and sure.result.success
-    assert sure.result.proba[1] >= 0.95 and int(model.predict(sure.result.x)) == 1
+    assert sure.result.proba[1] >= 0.95 * (1 - view.PROBABILITY_ROUND_OFF) and int(model.predict(sure.result.x)) == 1
+    assert metric(at, "valid") == "yes"
     assert any(m.value == "**Closest with p(good) ≥ 0.95**" for m in at.markdown)
     shown_agrees_with_the_answer(at, sure)
     assert query(at)["q"] == "alpha" and query(at)["alpha"] == "0.95"
@@ -321,8 +323,9 @@ def test_teaching_view_switches_to_the_toy_moves_with_the_slider_and_shows_the_f
     assert metric(at, "counterfactual") != before
     button(at, "Smallest change that flips").click().run()
     flip = at.session_state["answer"].result
-    assert metric(at, "smallest flip") == f"({flip.x[0]:.3f}, {flip.x[1]:.3f})"
-    assert metric(at, "λ") == "not on the path"  # K = 3
+    assert metric(at, "smallest flip") == f"({flip.x[0]:.3g}, {flip.x[1]:.3g})"
+    assert metric(at, "λ") == "off path"  # K = 3
+    assert any("The smallest flip is not on the λ path: with K = 3 classes" in c.value for c in at.caption)
     assert metric(at, "distance (std)") == f"{flip.distance:.4g}"
 
 

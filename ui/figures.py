@@ -66,9 +66,9 @@ def probability_table_html(before, after, class_names, target: int) -> str:
         rows.append(
             f"<tr><td style='padding:1px 8px;font-weight:{weight};white-space:nowrap'>{escape(str(name))}</td>"
             f"<td style='width:45%;padding:1px 4px'><div style='background:#9aa5b1;height:10px;width:{100 * before[i]:.1f}%'></div></td>"
-            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{before[i]:.3f}</td>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{before[i]:.4f}</td>"
             f"<td style='width:45%;padding:1px 4px'><div style='background:{bar_colour};height:10px;width:{100 * after[i]:.1f}%'></div></td>"
-            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{after[i]:.3f}</td></tr>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{after[i]:.4f}</td></tr>"
         )
     header = ("<tr><th style='text-align:left;padding:1px 8px'>class</th><th colspan='2' style='text-align:left'>source</th>"
               "<th colspan='2' style='text-align:left'>counterfactual</th></tr>")

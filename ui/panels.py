@@ -88,9 +88,9 @@ def answer(q: solve.Question, what, shown: view.Shown) -> None:
     """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads."""
     names = q.names
     if shown.is_answer:
-        head, back = st.columns([4, 1])
+        head, back = st.columns([3, 1])
         head.markdown(f"**{shown.title}**")
-        back.button("Back to the slider's answer", icon=":material/close:", width="stretch",
+        back.button("Back to the slider", icon=":material/close:", width="stretch",
                     on_click=solve.dismiss_answer)
         if not shown.success:
             st.warning(f"{shown.title}: {shown.message}")
@@ -105,7 +105,8 @@ def answer(q: solve.Question, what, shown: view.Shown) -> None:
     cols[3].metric(view.distance_label(shown.unit), view.format_distance(shown.distance))
     if shown.is_answer:
         cols[4].metric("iterations", shown.n_iter, help=f"{shown.time_s * 1e3:.2f} ms")
-        cols[5].metric("answers the question", "yes" if shown.meets else "no", help=shown.message)
+        cols[5].metric("valid", "yes" if shown.meets else "no",
+                       help="The target is the predicted class (flip) / p ≥ α holds (α). " + shown.message)
     else:
         cols[4].metric("Newton iterations", shown.n_iter, help=f"{shown.time_s * 1e3:.2f} ms")
         cols[5].metric("‖grad E‖", f"{shown.grad_norm:.1e}", help=shown.message)

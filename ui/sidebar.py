@@ -33,6 +33,6 @@ def link_warnings() -> None:
     warnings = st.session_state.get(state.LINK_WARNINGS)
     if not warnings:
         return
-    box, close = st.columns([12, 1])
+    box, close = st.columns([8, 1])
     box.warning("This link could not be followed in full: " + "; ".join(warnings) + ".", icon=":material/link_off:")
-    close.button("Dismiss", key="_dismiss_link_warnings", on_click=_dismiss_link_warnings)
+    close.button("Dismiss", key=state.DISMISS_LINK_WARNINGS, on_click=_dismiss_link_warnings)

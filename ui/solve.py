@@ -16,7 +16,6 @@ from ui import constraints, state
 from ui.constraints import WhatMayChange
 
 PATH_LAMS = np.logspace(state.LOG_LAM_RANGE[0], state.LOG_LAM_RANGE[1], 121)
-QUESTION_TITLES = {"flip": "Smallest change that flips the decision", "alpha": "Closest with p({target}) ≥ {alpha:g}"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,7 +172,7 @@ def ask_pending_question() -> None:
     pending = st.session_state.get(state.PENDING_QUESTION)
     if pending is not None:
         st.session_state[state.PENDING_QUESTION] = None
-        answer_question(*pending)
+        answer_question(pending.question, pending.alpha)
 
 
 def current_answer(what: WhatMayChange) -> state.Answer | None:

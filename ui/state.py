@@ -47,8 +47,9 @@ LINK_EDITS = "link_edits"  # tuple of constraints.Edit: what a shared link chang
 WARM = "warm_start"  # WarmSolve or None
 PATH = "path"  # CachedPath or None
 ANSWER = "answer"  # Answer or None: the question's answer on screen
-PENDING_QUESTION = "pending_question"  # (question, alpha) from a shared link, asked once the page runs
+PENDING_QUESTION = "pending_question"  # PendingQuestion or None: a shared link's question, asked once set up
 LINK_WARNINGS = "link_warnings"  # tuple of str: what a shared link asked for that could not be done
+DISMISS_LINK_WARNINGS = "_dismiss_link_warnings"  # the button that clears them
 
 
 def widget_key(key: str) -> str:
@@ -87,6 +88,14 @@ class CachedPath:
     key: ProblemKey
     target: int
     path: InversionPath
+
+
+@dataclass(frozen=True)
+class PendingQuestion:
+    """The question a shared link asked ("flip" or "alpha", with its alpha)."""
+
+    question: str
+    alpha: float | None
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,7 @@ def train(dataset: Dataset, params: TrainingParams) -> TrainedModel:
 
 
 def training_label(params: TrainingParams) -> str:
+    """How the sidebar names a model trained by the app (a shipped file is a model trained the same way)."""
     return f"trained here (C={params.C:g}{', standardised' if params.standardize else ''})"
 
 
@@ -278,7 +288,8 @@ def init_session() -> None:
         choose_instance(request.instance)
     if request.target is not None:
         choose_target(request.target)
-    st.session_state[PENDING_QUESTION] = (request.question, request.alpha) if request.question else None
+    st.session_state[PENDING_QUESTION] = (PendingQuestion(request.question, request.alpha) if request.question
+                                          else None)
     st.session_state[LINK_WARNINGS] = tuple(warnings)
     st.session_state[WARM] = None
 

@@ -9,6 +9,10 @@ import numpy as np
 
 from ui import constraints
 
+# Relative round-off of evaluating a softmax probability: p >= alpha is judged up to it, since the
+# solver certifies the logit margin and softmax may then round p one ulp below alpha.
+PROBABILITY_ROUND_OFF = 4 * np.finfo(float).eps
+
 
 @dataclass(frozen=True, eq=False)
 class Shown:
@@ -34,7 +38,8 @@ class Shown:
     success : bool
         The solve converged (slider), or the question has an answer (questions).
     meets : bool
-        The answer does what was asked: the target is predicted (flip), ``p >= alpha`` (alpha);
+        The answer does what was asked: the target is predicted (flip), ``p >= alpha`` up to the
+        round-off of evaluating p (alpha);
         for the slider, whether the target is predicted.
     message : str
     n_iter : int
@@ -103,8 +108,8 @@ def from_answer(answer, model, x0, what, target_name: str) -> Shown:
     if answer.question == "flip":
         meets = result.success and predicted == target
     else:
-        meets = result.success and float(result.proba[target]) >= answer.alpha
-    lam_text = f"{answer.lam:.6g}" if answer.lam is not None else ("—" if not result.success else "not on the path")
+        meets = result.success and float(result.proba[target]) >= answer.alpha * (1 - PROBABILITY_ROUND_OFF)
+    lam_text = f"{answer.lam:.6g}" if answer.lam is not None else ("—" if not result.success else "off path")
     return Shown(source=answer.question, title=question_title(answer.question, target_name, answer.alpha), x=result.x,
                  proba=result.proba, predicted=predicted, target=target, lam=answer.lam, lam_text=lam_text,
                  lam_note=answer.lam_note, distance=constraints.distance(result.x, x0, what.cost), unit=what.unit,

@@ -58,7 +58,7 @@ def plane():
     cols[4].metric(label, f"({shown.x[0]:.3g}, {shown.x[1]:.3g})", help=f"({shown.x[0]:.6g}, {shown.x[1]:.6g})")
     if shown.is_answer:
         head, back = st.columns([3, 1])
-        head.caption(f"**{shown.title}.** {shown.message[:1].upper() + shown.message[1:]}. {shown.lam_note}")
+        head.caption(f"**{shown.title}.** Solver: {shown.message}. {shown.lam_note}")
         back.button("Back to the slider", icon=":material/close:", width="stretch",
                     on_click=solve.dismiss_answer)
 

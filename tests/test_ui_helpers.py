@@ -280,3 +280,17 @@ def test_figures_build_without_streamlit():
     html = figures.probability_table_html(np.array([0.2, 0.8]), np.array([0.6, 0.4]), ["<b>", "1"], 0)
     assert "&lt;b&gt;" in html and "width:60.0%" in html and "width:80.0%" in html  # names escaped, bars scaled
     assert ">0.6000<" in html and ">0.8000<" in html  # the page's one probability format
+
+
+def test_an_instance_that_already_qualifies_needs_no_lambda(credit, credit_model):
+    what = constraints.what_may_change(credit, constraints.default_table(credit, True), True)
+    row = int(np.flatnonzero(credit_model.predict_proba(credit.X)[:, 1] > 0.95)[0])
+    x0 = credit.X[row]
+    result = closest_with_probability(credit_model, x0, 1, 0.9, **what.question_arguments)
+
+    class Answer:
+        question, alpha, lam, lam_note, arguments = "alpha", 0.9, None, "x₀ already has that probability", {}
+
+    Answer.result = result
+    shown = view.from_answer(Answer, credit_model, x0, what, "good")
+    assert result.distance == 0 and shown.lam_text == "—" and shown.meets and shown.distance == 0

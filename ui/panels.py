@@ -114,7 +114,7 @@ def answer(q: solve.Question, what, shown: view.Shown) -> None:
             st.warning(shown.message)
     notes = []
     if shown.is_answer:
-        notes.append(shown.message[:1].upper() + shown.message[1:] + ".")
+        notes.append(f"Solver: {shown.message}.")
         if shown.lam is not None:
             notes.append(f"Exact λ = {shown.lam:.6g}; the slider is at the nearest step. Moving it shows the slider's "
                          "own answer.")

@@ -109,7 +109,12 @@ def from_answer(answer, model, x0, what, target_name: str) -> Shown:
         meets = result.success and predicted == target
     else:
         meets = result.success and float(result.proba[target]) >= answer.alpha * (1 - PROBABILITY_ROUND_OFF)
-    lam_text = f"{answer.lam:.6g}" if answer.lam is not None else ("—" if not result.success else "off path")
+    if answer.lam is not None:
+        lam_text = f"{answer.lam:.6g}"
+    elif not result.success or result.distance == 0:
+        lam_text = "—"  # no answer, or x0 itself: no lambda is involved
+    else:
+        lam_text = "off path"
     return Shown(source=answer.question, title=question_title(answer.question, target_name, answer.alpha), x=result.x,
                  proba=result.proba, predicted=predicted, target=target, lam=answer.lam, lam_text=lam_text,
                  lam_note=answer.lam_note, distance=constraints.distance(result.x, x0, what.cost), unit=what.unit,

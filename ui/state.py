@@ -145,7 +145,7 @@ def builtin_dataset(name: str) -> Dataset:
     return datasets.load_builtin(name)
 
 
-@st.cache_resource(max_entries=16, ttl=6 * 3600, show_spinner="Training the softmax model…")
+@st.cache_resource(max_entries=16, ttl=6 * 3600, show_spinner="Loading or training the softmax model…")
 def trained_model(data_hash: str, name: str, params: TrainingParams, _dataset: Dataset) -> TrainedModel:
     """Shared across sessions, keyed by the data's content hash and the parameters: the shipped file
     when one matches both, else a fit."""

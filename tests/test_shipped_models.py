@@ -130,6 +130,7 @@ def test_retraining_iris_reproduces_the_shipped_probabilities_within_the_stoppin
     reach = np.array([np.linalg.norm(np.kron(np.eye(K), s[None, :]) @ H_inverse_root, 2) for s in S_all])
     bound = 0.5 * reach * 2.0 * sum(decrement)
     difference = np.abs(shipped.model.predict_proba(iris.X) - fresh.model.predict_proba(iris.X)).max(axis=1)
+    print(f"iris retrained: largest probability change {difference.max():.1e}, bound {bound.min():.2e} to {bound.max():.2e}")
     assert np.all(difference <= bound), (difference.max(), bound.min())
     # the bound is tight enough to notice a model trained another way (here C = 1.5 instead of 1)
     other = train(iris, TrainingParams(C=1.5))

@@ -101,7 +101,8 @@ def test_the_first_counterfactual_appears_soon_after_the_first_request(first_scr
 
 
 def exceptions(page) -> list[str]:
-    return page.locator('[data-testid="stException"]').all_inner_texts()
+    """Tracebacks and st.error boxes on the page (Streamlit renders st.error as stAlertContentError)."""
+    return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
 
 
 def test_every_page_renders_without_an_exception(app_url, browser, first_screen_s):

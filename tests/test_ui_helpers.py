@@ -149,7 +149,7 @@ def test_table_edits_round_trip_through_a_link(credit):
     assert links.decode_edits(links.encode_edits(odd), ["a:b;c,d=e %"]) == (tuple(odd), [])
     _, problems = links.decode_edits("nope:lock=1;age_years:size=3,min=x,cost=-1", features)
     assert problems == ["'nope' is not a feature of this dataset", "'size' is not a column of the what-may-change table",
-                        "age_years min = 'x' is not a valid value", "age_years cost = '-1' is not a valid value"]
+                        r"age\_years min = 'x' is not a valid value", r"age\_years cost = '\-1' is not a valid value"]
 
 
 def test_a_link_reads_back_what_encode_wrote(credit):
@@ -175,8 +175,16 @@ def test_a_bad_link_is_described_part_by_part(credit):
     text = " | ".join(warnings)
     for fragment in ("unknown parameter 'zz'", "instance '99999' is not a row of german-credit (0 to 999",
                      "target '7' is not a class", "λ = 1e+09 is outside the slider's range", "α = '2'",
-                     "std = 'x' is not 0 or 1", "C = '-1' is not a positive number"):
+                     "std = 'x' is not 0 or 1", r"C = '\-1' is not a positive number"):
         assert fragment in text, fragment
+
+
+def test_a_crafted_link_cannot_put_markdown_on_the_page(credit):
+    _, warnings = links.dataset_name({"dataset": "[w](http://e.x) ![x](y) :red[!]"}, datasets.list_builtin(),
+                                     "mnist-5k")
+    assert warnings[0] == r"dataset '\[w\]\(http\://e\.x\) \!\[x\]\(y\) \:red\[\!\]' is not a built-in dataset (opened mnist-5k)"
+    _, warnings = links.dataset_name({"dataset": "x" * 100}, datasets.list_builtin(), "mnist-5k")
+    assert warnings[0] == f"dataset '{'x' * 40}…' is not a built-in dataset (opened mnist-5k)"
 
 
 def test_shown_answers_say_what_the_model_predicts(credit, credit_model):

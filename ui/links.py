@@ -9,6 +9,7 @@ Reading a link never fails: what is invalid is skipped and described in a warnin
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -42,6 +43,13 @@ class LinkRequest:
     training: TrainingParams | None = None
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """A piece of a link quoted in a warning: cut to ``limit`` characters and with markdown's
+    punctuation escaped, so a crafted link cannot put links, images or colours on the page."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])", r"\\\1", text)
+
+
 def _flag(value: str) -> bool | None:
     return {"1": True, "0": False, "true": True, "false": False}.get(value.strip().lower())
 
@@ -66,8 +74,7 @@ def dataset_name(params: Mapping[str, str], builtin: Sequence[str], default: str
         return default, []
     if name in builtin:
         return name, []
-    shown = name if len(name) <= 40 else name[:40] + "…"
-    return default, [f"dataset '{shown}' is not a built-in dataset (opened {default})"]
+    return default, [f"dataset '{_shown(name)}' is not a built-in dataset (opened {default})"]
 
 
 def encode_edits(edits: Sequence[Edit]) -> str:
@@ -90,13 +97,13 @@ def decode_edits(text: str, features: Sequence[str]) -> tuple[tuple[Edit, ...], 
         name, _, fields = item.partition(":")
         name = unquote(name)
         if name not in known:
-            problems.append(f"'{name[:40]}' is not a feature of this dataset")
+            problems.append(f"'{_shown(name)}' is not a feature of this dataset")
             continue
         for field in filter(None, fields.split(",")):
             code, _, raw = field.partition("=")
             column = _CODE_COLUMNS.get(code)
             if column is None:
-                problems.append(f"'{code[:20]}' is not a column of the what-may-change table")
+                problems.append(f"'{_shown(code)}' is not a column of the what-may-change table")
                 continue
             if EDITABLE[column] is bool:
                 value = _flag(raw)
@@ -107,7 +114,7 @@ def decode_edits(text: str, features: Sequence[str]) -> tuple[tuple[Edit, ...], 
                 if value is not None and column == "cost" and value < 0:
                     value = None
             if value is None:
-                problems.append(f"{name} {column} = '{raw[:20]}' is not a valid value")
+                problems.append(f"{_shown(name)} {column} = '{_shown(raw)}' is not a valid value")
                 continue
             edits.append(Edit(name, column, value))
     return tuple(edits), problems
@@ -121,26 +128,26 @@ def _training(params: Mapping[str, str], kind: str) -> tuple[TrainingParams | No
     if "C" in params:
         C = _number(params["C"])
         if C is None or C <= 0:
-            problems.append(f"C = '{params['C'][:20]}' is not a positive number")
+            problems.append(f"C = '{_shown(params['C'])}' is not a positive number")
         else:
             values["C"] = C
     if "scale" in params:
         scale = _flag(params["scale"])
         if scale is None:
-            problems.append(f"scale = '{params['scale'][:20]}' is not 0 or 1")
+            problems.append(f"scale = '{_shown(params['scale'])}' is not 0 or 1")
         else:
             values["standardize"] = scale
     if "test" in params:
         fraction = _number(params["test"])
         if fraction is None or not TEST_FRACTION_RANGE[0] <= fraction <= TEST_FRACTION_RANGE[1]:
-            problems.append(f"test fraction '{params['test'][:20]}' is not between {TEST_FRACTION_RANGE[0]} and "
+            problems.append(f"test fraction '{_shown(params['test'])}' is not between {TEST_FRACTION_RANGE[0]} and "
                             f"{TEST_FRACTION_RANGE[1]}")
         else:
             values["test_fraction"] = fraction
     if "seed" in params:
         seed = _integer(params["seed"])
         if seed is None or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-            problems.append(f"split seed '{params['seed'][:20]}' is not a whole number from {SEED_RANGE[0]} to "
+            problems.append(f"split seed '{_shown(params['seed'])}' is not a whole number from {SEED_RANGE[0]} to "
                             f"{SEED_RANGE[1]}")
         else:
             values["seed"] = seed
@@ -153,26 +160,26 @@ def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[flo
          log_lam_step: float) -> tuple[LinkRequest, list[str]]:
     """Everything a link asks of ``dataset`` (already chosen by :func:`dataset_name`), and a warning
     for each part that is invalid (that part keeps its default)."""
-    warnings = [f"unknown parameter '{key[:20]}' ignored" for key in params if key not in KNOWN]
+    warnings = [f"unknown parameter '{_shown(key)}' ignored" for key in params if key not in KNOWN]
     request: dict = {}
     if "i" in params:
         index = _integer(params["i"])
         if index is None or not 0 <= index < dataset.n_samples:
-            warnings.append(f"instance '{params['i'][:20]}' is not a row of {name} (0 to {dataset.n_samples - 1}; "
+            warnings.append(f"instance '{_shown(params['i'])}' is not a row of {name} (0 to {dataset.n_samples - 1}; "
                             "showing #0)")
         else:
             request["instance"] = index
     if "target" in params:
         target = _integer(params["target"])
         if target is None or not 0 <= target < dataset.n_classes:
-            warnings.append(f"target '{params['target'][:20]}' is not a class of {name} (0 to {dataset.n_classes - 1}; "
+            warnings.append(f"target '{_shown(params['target'])}' is not a class of {name} (0 to {dataset.n_classes - 1}; "
                             "showing the runner-up class)")
         else:
             request["target"] = target
     if "lam" in params:
         lam = _number(params["lam"])
         if lam is None or lam <= 0:
-            warnings.append(f"λ = '{params['lam'][:20]}' is not a positive number (showing the default)")
+            warnings.append(f"λ = '{_shown(params['lam'])}' is not a positive number (showing the default)")
         else:
             log_lam = round(math.log10(lam) / log_lam_step) * log_lam_step
             low, high = log_lam_range
@@ -182,11 +189,11 @@ def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[flo
             request["log_lam"] = min(max(log_lam, low), high)
     if "q" in params:
         if params["q"] not in QUESTIONS:
-            warnings.append(f"question '{params['q'][:20]}' is not one of {', '.join(QUESTIONS)}")
+            warnings.append(f"question '{_shown(params['q'])}' is not one of {', '.join(QUESTIONS)}")
         elif params["q"] == "alpha":
             alpha = _number(params.get("alpha", ""))
             if alpha is None or not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
-                warnings.append(f"α = '{params.get('alpha', '')[:20]}' is not between {ALPHA_RANGE[0]} and "
+                warnings.append(f"α = '{_shown(params.get('alpha', ''))}' is not between {ALPHA_RANGE[0]} and "
                                 f"{ALPHA_RANGE[1]}; the question was not asked")
             else:
                 request.update(question="alpha", alpha=alpha)
@@ -196,7 +203,7 @@ def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[flo
     if flag_name in params:
         flag = _flag(params[flag_name])
         if flag is None:
-            warnings.append(f"{flag_name} = '{params[flag_name][:20]}' is not 0 or 1")
+            warnings.append(f"{flag_name} = '{_shown(params[flag_name])}' is not 0 or 1")
         else:
             request["pixel_range" if dataset.kind == "image" else "standardised"] = flag
     if "edits" in params:

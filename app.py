@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import sidebar, state
+from ui import sidebar, solve, state
 
 st.set_page_config(page_title="Inverse classification", page_icon=":material/swap_horiz:", layout="wide")
 navigation = st.navigation([
@@ -14,5 +14,7 @@ navigation = st.navigation([
     st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
 ])
 state.init_session()
+solve.ask_pending_question()
 sidebar.render()
+sidebar.link_warnings()
 navigation.run()

@@ -1,5 +1,7 @@
 """Model: train a softmax model or load one; accuracy, confusion matrix, class weights, download."""
 
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
@@ -19,25 +21,27 @@ with st.expander("What am I looking at?"):
 
 train_tab, load_tab = st.tabs(["Train", "Load a model file"])
 with train_tab:
-    params = dict(st.session_state[state.TRAIN_PARAMS])
+    params = st.session_state[state.TRAIN_PARAMS]
+    C_OPTIONS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
     with st.form("train"):
         a, b, c, d = st.columns(4)
-        params["C"] = a.select_slider("C (inverse regularisation)", options=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0],
-                                      value=params["C"] if params["C"] in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0) else 1.0)
-        params["standardize"] = b.checkbox("Standardise features", value=params["standardize"])
-        params["test_fraction"] = c.slider("Test fraction", 0.1, 0.5, float(params["test_fraction"]), 0.05)
-        params["seed"] = int(d.number_input("Split seed", 0, 10_000, int(params["seed"])))
+        C = a.select_slider("C (inverse regularisation)", options=C_OPTIONS, value=params.C if params.C in C_OPTIONS else 1.0)
+        standardize = b.checkbox("Standardise features", value=params.standardize)
+        test_fraction = c.slider("Test fraction", 0.1, 0.5, float(params.test_fraction), 0.05)
+        seed = int(d.number_input("Split seed", 0, 10_000, int(params.seed)))
         if st.form_submit_button("Train", type="primary"):
+            requested = replace(params, C=C, standardize=standardize, test_fraction=test_fraction, seed=seed)
             try:
-                trained = state.train(dataset, params)
+                trained = state.train(dataset, requested)
             except ValueError as exc:
                 st.error(str(exc))
             else:
-                st.session_state[state.TRAIN_PARAMS] = params
-                state.set_model(trained.model, state.training_label(params), trained)
+                st.session_state[state.TRAIN_PARAMS] = requested
+                state.set_model(trained.model, state.training_label(requested), trained)
                 st.rerun()
 with load_tab:
-    file = st.file_uploader("Model file (.npz, .json or .skops)", type=["npz", "json", "skops"])
+    # Pickles are accepted by the file picker only to be refused in words: they are never opened.
+    file = st.file_uploader("Model file (.npz, .json or .skops)", type=["npz", "json", "skops", "pkl", "pickle", "joblib"])
     if file is not None and st.button("Use this model", type="primary"):
         message = state.load_model_file(file.getvalue(), file.name)
         if message:
@@ -52,7 +56,11 @@ a, b, c = st.columns(3)
 if trained is not None:
     a.metric("train accuracy", f"{trained.train_accuracy:.1%}")
     b.metric("test accuracy", f"{trained.test_accuracy:.1%}")
-    c.metric("fit time", f"{trained.fit_seconds:.2f} s")
+    c.metric("fit time", f"{trained.fit_seconds:.2f} s",
+             help=None if trained.origin == "trained here" else "measured when the shipped file was made")
+    if trained.origin != "trained here":
+        st.caption(f"Parameters read from the {trained.origin} (made by `python -m training.make_default_models` "
+                   "for this very data and these settings), so the server does not retrain it on start.")
     st.markdown("**Confusion matrix** (test set)")
     st.plotly_chart(figures.confusion_figure(trained.confusion, model.classes), width="stretch")
 else:

@@ -6,8 +6,8 @@ import streamlit as st
 from solver import invert
 from ui import figures, solve, state
 
-dataset, model, index, target, x0 = solve.question()
-names = [str(c) for c in model.classes]
+q = solve.question()
+dataset, model, index, target, x0, names = q.dataset, q.model, q.index, q.target, q.x0, list(q.names)
 lam = 10.0 ** st.session_state[state.LOG_LAM]
 st.title("Solver race")
 st.caption(f"Instance #{index} → target **{names[target]}**, λ = {lam:.4g}; every method starts at x₀ and solves "

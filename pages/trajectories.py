@@ -4,10 +4,10 @@ import numpy as np
 import streamlit as st
 
 from solver import invert
-from ui import figures, solve, state
+from ui import figures, solve, state, view
 
-dataset, model, index, target, x0 = solve.question()
-names = [str(c) for c in model.classes]
+q = solve.question()
+dataset, model, index, target, x0, names = q.dataset, q.model, q.index, q.target, q.x0, list(q.names)
 lam = 10.0 ** st.session_state[state.LOG_LAM]
 st.title("Trajectories along λ")
 st.caption(f"Instance #{index} → target **{names[target]}**, current λ = {lam:.4g} (set on the Explore page).")
@@ -15,15 +15,18 @@ st.caption(f"Instance #{index} → target **{names[target]}**, current λ = {lam
 with st.expander("What am I looking at?"):
     st.markdown(
         "Each λ has its own exact minimiser x*(λ) of  λ/2 ‖x − x₀‖² − log p_k(x).  Left: every class's "
-        "probability at x*(λ); middle: how far x*(λ) is from x₀; right: the trade-off between the two — "
+        "probability at x*(λ); middle: how far x*(λ) is from x₀ (the problem's own distance, with the costs of "
+        "what may change); right: the trade-off between the two — "
         "both fall as λ grows. The dashed line and the cross mark the current λ. Below: how Newton's method "
         "converged from x₀ at the current λ (E − E* and the gradient norm on a log scale, per iteration and "
         "per millisecond): the last iterations double the number of correct digits."
     )
 
-arguments = solve.constraint_arguments()
-path = solve.current_path(arguments)
-st.plotly_chart(figures.path_figures(path.lams, path.proba, path.distance, names, target, lam), width="stretch")
+what = solve.what_may_change()
+arguments = what.arguments
+path = solve.current_path(what)
+st.plotly_chart(figures.path_figures(path.lams, path.proba, solve.path_distance(path, x0, what), names, target, lam,
+                                     distance_label=view.distance_label(what.unit)), width="stretch")
 st.caption(f"{len(path.lams)} values of λ from {path.lams[0]:.0e} to {path.lams[-1]:.0e}, each warm-started from "
            f"the previous one: {int(path.n_iter.sum())} Newton iterations in {path.time_s * 1e3:.1f} ms in all.")
 

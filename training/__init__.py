@@ -12,6 +12,34 @@ import numpy as np
 
 from solver import SoftmaxModel
 
+DEFAULT_MAX_ITER = 300
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """How a default or user-requested model is trained (see :func:`train_softmax`).
+
+    Hashable and comparable: it keys the shared model cache and the shipped model files.
+    """
+
+    C: float = 1.0
+    standardize: bool = True
+    test_fraction: float = 0.2
+    seed: int = 0
+    max_iter: int = DEFAULT_MAX_ITER
+
+    def __post_init__(self):
+        object.__setattr__(self, "C", float(self.C))
+        object.__setattr__(self, "standardize", bool(self.standardize))
+        object.__setattr__(self, "test_fraction", float(self.test_fraction))
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "max_iter", int(self.max_iter))
+
+    @classmethod
+    def default_for(cls, kind: str) -> "TrainingParams":
+        """The built-in default: C = 1, standardised features for tables, raw pixels for images."""
+        return cls(standardize=kind != "image")
+
 
 @dataclass(frozen=True, eq=False)
 class TrainedModel:
@@ -29,6 +57,9 @@ class TrainedModel:
     C : float
     standardize : bool
     fit_seconds : float
+        Seconds the fit took when it ran (for a shipped model: when its file was made).
+    origin : str
+        "trained here", or the shipped file the parameters were read from.
     """
 
     model: SoftmaxModel
@@ -39,10 +70,11 @@ class TrainedModel:
     C: float
     standardize: bool
     fit_seconds: float
+    origin: str = "trained here"
 
 
 def train_softmax(X, y, class_names, feature_names=None, *, C: float = 1.0, standardize: bool = True,
-                  test_fraction: float = 0.2, seed: int = 0, max_iter: int = 300) -> TrainedModel:
+                  test_fraction: float = 0.2, seed: int = 0, max_iter: int = DEFAULT_MAX_ITER) -> TrainedModel:
     """Fit a multinomial ``LogisticRegression`` (L2, strength ``1/C``) on a seeded stratified split.
 
     With ``standardize`` the features are scaled by a ``StandardScaler`` whose mean and scale are
@@ -90,6 +122,13 @@ def train_softmax(X, y, class_names, feature_names=None, *, C: float = 1.0, stan
         standardize=bool(standardize),
         fit_seconds=fit_seconds,
     )
+
+
+def train(dataset, params: TrainingParams) -> TrainedModel:
+    """:func:`train_softmax` on a :class:`datasets.Dataset` with these parameters."""
+    return train_softmax(dataset.X, dataset.y, dataset.class_names, dataset.feature_names, C=params.C,
+                         standardize=params.standardize, test_fraction=params.test_fraction, seed=params.seed,
+                         max_iter=params.max_iter)
 
 
 def compatibility_error(model: SoftmaxModel, n_features: int, n_classes: int) -> str | None:

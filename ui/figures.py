@@ -66,18 +66,19 @@ def probability_table_html(before, after, class_names, target: int) -> str:
         rows.append(
             f"<tr><td style='padding:1px 8px;font-weight:{weight};white-space:nowrap'>{escape(str(name))}</td>"
             f"<td style='width:45%;padding:1px 4px'><div style='background:#9aa5b1;height:10px;width:{100 * before[i]:.1f}%'></div></td>"
-            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{before[i]:.3f}</td>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{before[i]:.4f}</td>"
             f"<td style='width:45%;padding:1px 4px'><div style='background:{bar_colour};height:10px;width:{100 * after[i]:.1f}%'></div></td>"
-            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{after[i]:.3f}</td></tr>"
+            f"<td style='text-align:right;padding:1px 4px;font-variant-numeric:tabular-nums'>{after[i]:.4f}</td></tr>"
         )
     header = ("<tr><th style='text-align:left;padding:1px 8px'>class</th><th colspan='2' style='text-align:left'>source</th>"
               "<th colspan='2' style='text-align:left'>counterfactual</th></tr>")
     return f"<table style='width:100%;border-collapse:collapse;font-size:0.85rem'>{header}{''.join(rows)}</table>"
 
 
-def path_figures(lams, proba, distance, class_names, target: int, current_lam: float) -> go.Figure:
+def path_figures(lams, proba, distance, class_names, target: int, current_lam: float,
+                 distance_label: str = "distance ‖x − x₀‖") -> go.Figure:
     """Probabilities vs log lam, distance vs lam, and the trade-off (distance vs target probability)."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("class probabilities along the path", "distance ||x − x0||",
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("class probabilities along the path", distance_label,
                                                         "trade-off"), horizontal_spacing=0.08)
     for i, name in enumerate(class_names):
         width = 4 if i == target else 1.5
@@ -95,7 +96,7 @@ def path_figures(lams, proba, distance, class_names, target: int, current_lam: f
                              marker=dict(size=12, color="black", symbol="x"), hoverinfo="skip"), 1, 3)
     fig.update_xaxes(type="log", title_text="λ", row=1, col=1)
     fig.update_xaxes(type="log", title_text="λ", row=1, col=2)
-    fig.update_xaxes(title_text="distance", row=1, col=3)
+    fig.update_xaxes(title_text=distance_label, row=1, col=3)
     fig.update_yaxes(title_text="probability", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text=f"p({class_names[target]})", range=[0, 1], row=1, col=3)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
@@ -179,29 +180,84 @@ def confusion_figure(matrix, class_names) -> go.Figure:
     return fig
 
 
-def decision_regions(model, X, y, class_names, x0, path_X, x_current, grid_size: int = 200) -> go.Figure:
-    """The plane coloured by predicted class, the data, the source, the path x*(lam) and the current point."""
-    points = np.vstack([X, path_X, x0[None, :]])
+def _clip(polygon: np.ndarray, a: np.ndarray, c: float) -> np.ndarray:
+    """The part of a convex polygon (vertices in order) where ``a . p + c <= 0`` (Sutherland-Hodgman)."""
+    out = []
+    for start, end in zip(polygon, np.roll(polygon, -1, axis=0)):
+        f_start, f_end = float(a @ start + c), float(a @ end + c)
+        if f_start <= 0:
+            out.append(start)
+        if (f_start <= 0) != (f_end <= 0):
+            out.append(start + f_start / (f_start - f_end) * (end - start))
+    return np.array(out).reshape(-1, 2)
+
+
+def class_regions(model, low, high) -> list[np.ndarray]:
+    """The exact region of each class inside the box ``[low, high]``: the box cut by the half-planes
+    ``(a_i - a_k) . x + (b_i - b_k) <= 0`` for every other class i (a convex polygon, maybe empty)."""
+    box = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]], dtype=float)
+    A, b = model.coef, model.intercept
+    regions = []
+    for k in range(model.n_classes):
+        polygon = box
+        for i in range(model.n_classes):
+            if i != k and len(polygon):
+                polygon = _clip(polygon, A[i] - A[k], float(b[i] - b[k]))
+        regions.append(polygon)
+    return regions
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def decision_regions(model, X, y, class_names, x0, path_X, x_shown, *, target: int, cost=None,
+                     shown_label: str = "counterfactual", flip: bool = False, grid_size: int = 120) -> go.Figure:
+    """The plane cut into the exact regions of each predicted class, the target's probability
+    contours, the data, the source, the path x*(lam) and the answer on screen.
+
+    The axes are scaled so that one unit of the problem's distance (``sqrt(cost_j)`` times a unit of
+    feature j) spans the same number of pixels on both: the closest point of a boundary is where a
+    perpendicular from x0 meets it. ``flip`` marks the answer as the smallest flip, joined to x0.
+    """
+    weights = np.ones(2) if cost is None else np.asarray(cost, dtype=float)
+    points = np.vstack([X, path_X, x0[None, :], np.asarray(x_shown)[None, :]])
     low, high = points.min(axis=0), points.max(axis=0)
     pad = 0.1 * (high - low) + 1e-9
-    gx = np.linspace(low[0] - pad[0], high[0] + pad[0], grid_size)
-    gy = np.linspace(low[1] - pad[1], high[1] + pad[1], grid_size)
+    low, high = low - pad, high + pad
+    fig = go.Figure()
+    for k, polygon in enumerate(class_regions(model, low, high)):
+        if len(polygon) < 3:
+            continue
+        closed = np.vstack([polygon, polygon[:1]])
+        fig.add_trace(go.Scatter(x=closed[:, 0], y=closed[:, 1], mode="lines", fill="toself",
+                                 fillcolor=_rgba(colour(k), 0.22), line=dict(color="rgba(40,40,40,0.8)", width=1),
+                                 name=f"predicted {class_names[k]}", hoverinfo="skip", showlegend=False))
+    gx, gy = np.linspace(low[0], high[0], grid_size), np.linspace(low[1], high[1], grid_size)
     mesh = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    predicted = model.predict(mesh).reshape(grid_size, grid_size)
-    n_classes = len(class_names)
-    scale = [[i / max(n_classes - 1, 1), colour(i)] for i in range(n_classes)]
-    fig = go.Figure(go.Heatmap(x=gx, y=gy, z=predicted, colorscale=scale, opacity=0.25, showscale=False,
-                               zmin=0, zmax=n_classes - 1, hoverinfo="skip"))
+    p_target = model.predict_proba(mesh)[:, target].reshape(grid_size, grid_size)
+    fig.add_trace(go.Contour(x=gx, y=gy, z=p_target, name=f"p({class_names[target]})", showscale=False,
+                             colorscale=[[0, colour(target)], [1, colour(target)]], hoverinfo="skip",
+                             line=dict(width=1.2, dash="dot"),
+                             contours=dict(start=0.1, end=0.9, size=0.1, coloring="lines", showlabels=True,
+                                           labelfont=dict(size=10, color=colour(target)))))
     for i, name in enumerate(class_names):
         mask = y == i
         fig.add_trace(go.Scatter(x=X[mask, 0], y=X[mask, 1], mode="markers", name=str(name),
                                  marker=dict(color=colour(i), size=6, line=dict(width=0.5, color="white"))))
     fig.add_trace(go.Scatter(x=path_X[:, 0], y=path_X[:, 1], mode="lines", name="path x*(λ)",
                              line=dict(color="black", width=3)))
+    if flip:
+        fig.add_trace(go.Scatter(x=[x0[0], x_shown[0]], y=[x0[1], x_shown[1]], mode="lines", showlegend=False,
+                                 line=dict(color="black", width=1.5, dash="dash"), hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=[x0[0]], y=[x0[1]], mode="markers", name="source x0",
                              marker=dict(color="white", size=16, symbol="circle", line=dict(width=3, color="black"))))
-    fig.add_trace(go.Scatter(x=[x_current[0]], y=[x_current[1]], mode="markers", name="counterfactual",
-                             marker=dict(color="gold", size=18, symbol="star", line=dict(width=2, color="black"))))
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=20, b=10), xaxis=dict(range=[gx[0], gx[-1]]),
-                      yaxis=dict(range=[gy[0], gy[-1]], scaleanchor="x"))
+    fig.add_trace(go.Scatter(x=[x_shown[0]], y=[x_shown[1]], mode="markers", name=shown_label,
+                             marker=dict(color="gold", size=18, symbol="diamond" if flip else "star",
+                                         line=dict(width=2, color="black"))))
+    fig.update_layout(height=600, margin=dict(l=10, r=10, t=20, b=10), plot_bgcolor="white",
+                      xaxis=dict(range=[low[0], high[0]], constrain="domain", showgrid=False, zeroline=False),
+                      yaxis=dict(range=[low[1], high[1]], constrain="domain", showgrid=False, zeroline=False,
+                                 scaleanchor="x", scaleratio=float(np.sqrt(weights[1] / weights[0]))))
     return fig

@@ -1,126 +1,200 @@
-"""Solves for the current question, warm-started within the session."""
+"""Solves for the current question, warm-started within the session, and the answers to the two
+questions, each kept with the key of everything it depends on."""
 
 from __future__ import annotations
 
-import hashlib
 import io
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from solver import InversionPath, InversionResult, invert, invert_path
+from solver import InversionPath, InversionResult, closest_with_probability, invert, invert_path, minimal_flip
 from ui import constraints, state
+from ui.constraints import WhatMayChange
 
 PATH_LAMS = np.logspace(state.LOG_LAM_RANGE[0], state.LOG_LAM_RANGE[1], 121)
-FLIP_MARGIN = 1e-3  # logits: strictly inside the target's region, so the prediction really flips
 
 
-def question():
-    """``(dataset, model, instance index, target, x0)`` of the current session."""
-    dataset = st.session_state[state.DATASET]
+@dataclass(frozen=True, eq=False)
+class Question:
+    """The question of the current session: which row, which model, which target class."""
+
+    dataset: object
+    model: object
+    index: int
+    target: int
+    x0: np.ndarray
+    names: tuple[str, ...]  # class names of the model
+
+    @property
+    def target_name(self) -> str:
+        return self.names[self.target]
+
+
+def question() -> Question:
+    dataset, model = st.session_state[state.DATASET], st.session_state[state.MODEL]
     index = int(st.session_state[state.INSTANCE])
-    return dataset, st.session_state[state.MODEL], index, int(st.session_state[state.TARGET]), dataset.X[index]
+    return Question(dataset=dataset, model=model, index=index, target=int(st.session_state[state.TARGET]),
+                    x0=dataset.X[index], names=tuple(str(c) for c in model.classes))
 
 
-def constraint_table() -> pd.DataFrame:
-    """This session's editable table of what may change (tabular data), made on first use."""
+# -- what may change ------------------------------------------------------------------------------
+def _key(dataset) -> tuple:
+    flag = state.PIXEL_RANGE if dataset.kind == "image" else state.STANDARDISED
+    return dataset.content_hash, bool(st.session_state[flag])
+
+
+def what_may_change() -> WhatMayChange:
+    """This session's what-may-change settings and the solver arguments made from them (rebuilt
+    from the default table, plus a shared link's edits, when the data or the flag changed)."""
     dataset = st.session_state[state.DATASET]
     stored = st.session_state.get(state.CONSTRAINTS)
-    if stored is None or stored[0] != (dataset.content_hash, st.session_state[state.STANDARDISED]):
-        table = constraints.default_table(dataset, st.session_state[state.STANDARDISED])
-        stored = ((dataset.content_hash, st.session_state[state.STANDARDISED]), table)
-        st.session_state[state.CONSTRAINTS] = stored
-    return stored[1]
-
-
-def set_constraint_table(table: pd.DataFrame) -> None:
-    key = st.session_state[state.CONSTRAINTS][0]
-    st.session_state[state.CONSTRAINTS] = (key, table)
-
-
-def constraint_arguments(for_questions: bool = False) -> dict:
-    """``immutable``/``cost``/``bounds`` (and categorical groups for the questions) of this session."""
-    dataset = st.session_state[state.DATASET]
+    key = _key(dataset)
+    if stored is not None and stored.key == key:
+        return stored
     if dataset.kind == "image":
-        return constraints.image_arguments(st.session_state[state.PIXEL_RANGE])
-    table = constraint_table()
-    if for_questions:
-        return constraints.question_arguments(dataset, table)
-    return constraints.solver_arguments(dataset, table)
+        what = constraints.image_constraints(dataset, key[1])
+    else:
+        table = constraints.apply_edits(constraints.default_table(dataset, key[1]), st.session_state[state.LINK_EDITS])
+        what = constraints.what_may_change(dataset, table, key[1])
+    st.session_state[state.CONSTRAINTS] = what
+    return what
 
 
-def _signature(arguments: dict) -> str:
-    """A content hash of the constraint arguments (arrays, scalars, None)."""
-    digest = hashlib.sha256()
-    for name in sorted(arguments):
-        digest.update(name.encode())
-        value = arguments[name]
-        for part in value if isinstance(value, tuple) else (value,):
-            digest.update(b"none" if part is None else np.asarray(part, dtype=float).tobytes())
-    return digest.hexdigest()
+def set_constraint_table(table: pd.DataFrame) -> WhatMayChange:
+    """Keep the table as edited in the editor; the arguments are remade only when it changed."""
+    what = what_may_change()
+    if what.table is not None and not table.equals(what.table):
+        dataset = st.session_state[state.DATASET]
+        what = constraints.what_may_change(dataset, table.reset_index(drop=True), what.key[1])
+        st.session_state[state.CONSTRAINTS] = what
+    return what
 
 
-def _problem_key(model, dataset, index, arguments):
-    return model.fingerprint, dataset.content_hash, index, _signature(arguments)
+def problem_key(q: Question, what: WhatMayChange) -> state.ProblemKey:
+    return state.ProblemKey(model=q.model.fingerprint, data=q.dataset.content_hash, instance=q.index,
+                            constraints=what.signature)
 
 
-def solve_current(lam: float, arguments: dict) -> InversionResult:
-    """Solve at ``lam`` under ``arguments`` (from :func:`constraint_arguments`), warm-started from this
-    session's previous solve of the same model, instance and constraints."""
-    dataset, model, index, target, x0 = question()
-    key = _problem_key(model, dataset, index, arguments)
+# -- the slider ------------------------------------------------------------------------------------
+def solve_current(lam: float, what: WhatMayChange) -> InversionResult:
+    """Solve at ``lam``, warm-started from this session's previous solve of the same model,
+    instance and constraints."""
+    q = question()
+    key = problem_key(q, what)
     warm = st.session_state.get(state.WARM)
-    previous = warm[1] if warm is not None and warm[0] == key else None
-    result = invert(model, x0, target, lam, x_init=previous, **arguments)
-    st.session_state[state.WARM] = (key, result)
+    previous = warm.result if warm is not None and warm.key == key else None
+    result = invert(q.model, q.x0, q.target, lam, x_init=previous, **what.arguments)
+    st.session_state[state.WARM] = state.WarmSolve(key=key, result=result)
     return result
 
 
-def current_path(arguments: dict) -> InversionPath:
+def current_path(what: WhatMayChange) -> InversionPath:
     """The warm-started lambda path of the current question (kept for this session)."""
-    dataset, model, index, target, x0 = question()
-    key = (*_problem_key(model, dataset, index, arguments), target)
-    cached = st.session_state.get("_path")
-    if cached is None or cached[0] != key:
-        cached = (key, invert_path(model, x0, target, PATH_LAMS, **arguments))
-        st.session_state["_path"] = cached
-    return cached[1]
+    q = question()
+    key = problem_key(q, what)
+    cached = st.session_state.get(state.PATH)
+    if cached is None or cached.key != key or cached.target != q.target:
+        cached = state.CachedPath(key=key, target=q.target,
+                                  path=invert_path(q.model, q.x0, q.target, PATH_LAMS, **what.arguments))
+        st.session_state[state.PATH] = cached
+    return cached.path
+
+
+def path_distance(path: InversionPath, x0: np.ndarray, what: WhatMayChange) -> np.ndarray:
+    """The problem's own distance of every point of the path."""
+    delta = path.X - x0
+    return np.sqrt((delta * delta) @ what.cost)
+
+
+# -- the two questions -----------------------------------------------------------------------------
+def _flip_lam(q: Question, what: WhatMayChange, result) -> tuple[float | None, str]:
+    """The lambda whose penalised minimiser is the minimal flip itself, if there is one."""
+    if not result.success:
+        return None, ""
+    if result.distance == 0:
+        return None, "x₀ already qualifies: nothing changes, so no λ is needed."
+    if q.model.n_classes > 2:
+        return None, (f"The smallest flip is not on the λ path: with K = {q.model.n_classes} classes every point of "
+                      "the path is pulled by all classes, the flip only by the boundary it crosses. No λ gives it; "
+                      "the slider stays where it was.")
+    if result.level_changes:
+        return None, "The smallest flip changes a level, which the λ path never does, so no λ gives it."
+    alpha = float(result.proba[q.target])
+    if not 0.0 < alpha < 1.0:
+        return None, "The flip's probability is at the end of the floating-point range; no λ is computed."
+    on_path = closest_with_probability(q.model, q.x0, q.target, alpha, **what.arguments)
+    scale = 1e-6 * (1.0 + result.distance)
+    if on_path.success and on_path.lam is not None and np.isfinite(on_path.lam) and \
+            constraints.distance(on_path.x, result.x, what.cost) <= scale:
+        return float(on_path.lam), ""
+    return None, "With these ranges the smallest flip is not on the λ path, so no λ gives it."
+
+
+def _alpha_lam(result) -> tuple[float | None, str]:
+    if not result.success:
+        return None, ""
+    if result.lam is None or not np.isfinite(result.lam):
+        return None, "x₀ already has that probability: nothing changes, so no λ is needed."
+    if result.level_changes:
+        return float(result.lam), ("This λ is the one for the instance with the level changed; the slider's path "
+                                   "keeps every level as it is.")
+    return float(result.lam), ""
 
 
 def answer_question(kind: str, alpha: float | None = None) -> None:
-    """Answer 'smallest flip' or 'closest with p >= alpha', keep it, and move the slider to its lam."""
-    from solver import closest_with_probability, minimal_flip
-
-    dataset, model, index, target, x0 = question()
-    arguments = constraint_arguments(for_questions=True)
+    """Answer 'smallest flip' or 'closest with p >= alpha', keep it with its key, and move the slider
+    to the nearest step of its lambda (the answer itself is what the page shows)."""
+    q = question()
+    what = what_may_change()
+    arguments = what.question_arguments
     if kind == "flip":
-        answer = minimal_flip(model, x0, target, margin=FLIP_MARGIN, **arguments)
-        lam = None
-        if answer.success and answer.distance > 0:
-            alpha_flip = float(np.clip(answer.proba[target], 1e-6, 1 - 1e-9))
-            on_path = closest_with_probability(model, x0, target, alpha_flip, **constraint_arguments())
-            lam = on_path.lam if on_path.success else None
+        alpha = None
+        result = minimal_flip(q.model, q.x0, q.target, **arguments)
+        lam, note = _flip_lam(q, what, result)
     else:
-        answer = closest_with_probability(model, x0, target, float(alpha), **arguments)
-        lam = answer.lam
-    if lam is not None and np.isfinite(lam) and lam > 0:
+        alpha = float(alpha)
+        result = closest_with_probability(q.model, q.x0, q.target, alpha, **arguments)
+        lam, note = _alpha_lam(result)
+    if lam is not None:
         low, high = state.LOG_LAM_RANGE
-        st.session_state[state.LOG_LAM] = float(np.clip(round(np.log10(lam) / state.LOG_LAM_STEP) * state.LOG_LAM_STEP,
-                                                        low, high))
-    st.session_state[state.ANSWER] = ((model.fingerprint, dataset.content_hash, index, target), kind, alpha, answer, lam)
+        step = state.LOG_LAM_STEP
+        st.session_state[state.LOG_LAM] = float(np.clip(round(math.log10(lam) / step) * step, low, high))
+    key = state.AnswerKey(problem=problem_key(q, what), target=q.target, question=kind, alpha=alpha)
+    st.session_state[state.ANSWER] = state.Answer(key=key, result=result, lam=lam, lam_note=note, arguments=arguments)
 
 
-def current_answer():
-    """The kept answer if it belongs to the current question, else None."""
-    dataset, model, index, target, _ = question()
+def ask_pending_question() -> None:
+    """The question a shared link asked, answered once the session is set up."""
+    pending = st.session_state.get(state.PENDING_QUESTION)
+    if pending is not None:
+        st.session_state[state.PENDING_QUESTION] = None
+        answer_question(pending.question, pending.alpha)
+
+
+def current_answer(what: WhatMayChange) -> state.Answer | None:
+    """The kept answer if it answers the current question (model, data, instance, target, what may
+    change, the question and its alpha); a stale answer is dropped."""
     stored = st.session_state.get(state.ANSWER)
-    if stored is None or stored[0] != (model.fingerprint, dataset.content_hash, index, target):
+    if stored is None:
         return None
-    return stored[1:]
+    q = question()
+    alpha = float(st.session_state[state.ALPHA]) if stored.question == "alpha" else None
+    expected = state.AnswerKey(problem=problem_key(q, what), target=q.target, question=stored.question, alpha=alpha)
+    if stored.key != expected:
+        st.session_state[state.ANSWER] = None
+        return None
+    return stored
 
 
+def dismiss_answer(*_) -> None:
+    st.session_state[state.ANSWER] = None
 
+
+# -- downloads -------------------------------------------------------------------------------------
 def counterfactual_csv(feature_names, x0, x) -> bytes:
     frame = pd.DataFrame({"feature": feature_names, "source": x0, "counterfactual": x, "change": x - x0})
     return frame.to_csv(index=False).encode()

@@ -1,4 +1,5 @@
-"""Session state: canonical keys, defaults, and the cached loaders every page shares.
+"""Session state: every key, the small frozen objects kept under them, defaults, and the cached
+loaders every page shares.
 
 Each session keeps its own dataset and model under its own keys. The caches below are shared by all
 sessions, so they hold only immutable objects keyed by content: built-in datasets by name, trained
@@ -7,54 +8,166 @@ models by (data hash, parameters).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 
 import datasets
 from datasets import Dataset
-from solver import SoftmaxModel
-from training import TrainedModel, train_softmax
+from solver import CounterfactualResult, InversionPath, InversionResult, SoftmaxModel
+from training import TrainedModel, TrainingParams
+from training import train as train_model
+from ui import links
+from ui.constraints import WhatMayChange
 
 DEFAULT_DATASET = "mnist-5k"
 LOG_LAM_RANGE = (-4.0, 2.0)
 LOG_LAM_STEP = 0.02
 DEFAULT_LOG_LAM = -1.0
+DEFAULT_ALPHA = 0.9
 
-DATASET, DATASET_NAME, TRAINED, MODEL, MODEL_LABEL = "dataset", "dataset_name", "trained", "model", "model_label"
-INSTANCE, TARGET, LOG_LAM, WARM = "instance", "target", "log_lam", "warm_start"
-TRAIN_PARAMS = "train_params"
-CONSTRAINTS, PIXEL_RANGE, STANDARDISED, ANSWER = "constraints", "pixel_range", "standardised", "answer"
+# -- every session-state key, declared once ------------------------------------------------------
+DATASET = "dataset"  # Dataset
+DATASET_NAME = "dataset_name"  # str: a built-in name, or "upload:<file name>"
+TRAINED = "trained"  # TrainedModel, or None for a loaded model file
+MODEL = "model"  # SoftmaxModel
+MODEL_LABEL = "model_label"  # str
+TRAIN_PARAMS = "train_params"  # TrainingParams of the last model trained here
+INSTANCE = "instance"  # int: row of the dataset
+TARGET = "target"  # int: class index
+CHOSEN_TARGET = "chosen_target"  # int or None: the target the user picked (kept when the instance changes)
+INSTANCE_NOTE = "instance_note"  # str or None: why the target changed with the instance
+LOG_LAM = "log_lam"  # float: the slider, log10 lambda
+ALPHA = "alpha"  # float: the alpha of "closest with p >= alpha"
+PIXEL_RANGE = "pixel_range"  # bool: images stay in [0, 1]
+STANDARDISED = "standardised"  # bool: tabular distances in standard deviations
+CONSTRAINTS = "constraints"  # WhatMayChange or None (made on first use)
+LINK_EDITS = "link_edits"  # tuple of constraints.Edit: what a shared link changed in the what-may-change table
+WARM = "warm_start"  # WarmSolve or None
+PATH = "path"  # CachedPath or None
+ANSWER = "answer"  # Answer or None: the question's answer on screen
+PENDING_QUESTION = "pending_question"  # PendingQuestion or None: a shared link's question, asked once set up
+LINK_WARNINGS = "link_warnings"  # tuple of str: what a shared link asked for that could not be done
+DISMISS_LINK_WARNINGS = "_dismiss_link_warnings"  # the button that clears them
 
 
+def widget_key(key: str) -> str:
+    """The widget's own key for canonical state ``key`` (see :func:`bind`)."""
+    return f"_widget_{key}"
+
+
+def editor_key(dataset: Dataset) -> str:
+    """The what-may-change table editor's key: its edits belong to one dataset."""
+    return f"constraints_{dataset.content_hash[:12]}"
+
+
+# -- what is kept under those keys ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ProblemKey:
+    """What a solve depends on besides lambda and the target."""
+
+    model: str  # the model's fingerprint
+    data: str  # the dataset's content hash
+    instance: int
+    constraints: str  # WhatMayChange.signature
+
+
+@dataclass(frozen=True, eq=False)
+class WarmSolve:
+    """The slider's last solve, the warm start of the next one with the same key."""
+
+    key: ProblemKey
+    result: InversionResult
+
+
+@dataclass(frozen=True, eq=False)
+class CachedPath:
+    """The lambda path of one question (key and target)."""
+
+    key: ProblemKey
+    target: int
+    path: InversionPath
+
+
+@dataclass(frozen=True)
+class PendingQuestion:
+    """The question a shared link asked ("flip" or "alpha", with its alpha)."""
+
+    question: str
+    alpha: float | None
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """Everything a question's answer depends on."""
+
+    problem: ProblemKey
+    target: int
+    question: str  # "flip" or "alpha"
+    alpha: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class Answer:
+    """The answer to one of the two questions, shown instead of the slider's until the slider moves.
+
+    Attributes
+    ----------
+    key : AnswerKey
+    result : CounterfactualResult
+    lam : float or None
+        The lambda whose penalised minimiser is this very answer, or None when it is not on the
+        lambda path (``lam_note`` says why).
+    lam_note : str
+    arguments : dict
+        The solver arguments the question was asked with.
+    """
+
+    key: AnswerKey
+    result: CounterfactualResult
+    lam: float | None
+    lam_note: str
+    arguments: dict
+
+    @property
+    def question(self) -> str:
+        return self.key.question
+
+    @property
+    def alpha(self) -> float | None:
+        return self.key.alpha
+
+
+# -- cached loaders --------------------------------------------------------------------------------
 @st.cache_resource(max_entries=12, show_spinner="Loading dataset…")
 def builtin_dataset(name: str) -> Dataset:
     return datasets.load_builtin(name)
 
 
-@st.cache_resource(max_entries=16, ttl=6 * 3600, show_spinner="Training the softmax model…")
-def trained_model(data_hash: str, C: float, standardize: bool, test_fraction: float, seed: int,
-                  _dataset: Dataset) -> TrainedModel:
-    """Shared across sessions, keyed by the data's content hash and the parameters."""
-    return train_softmax(_dataset.X, _dataset.y, _dataset.class_names, _dataset.feature_names, C=C,
-                         standardize=standardize, test_fraction=test_fraction, seed=seed)
+@st.cache_resource(max_entries=16, ttl=6 * 3600, show_spinner="Loading or training the softmax model…")
+def trained_model(data_hash: str, name: str, params: TrainingParams, _dataset: Dataset) -> TrainedModel:
+    """Shared across sessions, keyed by the data's content hash and the parameters: the shipped file
+    when one matches both, else a fit."""
+    from training.shipped import load_shipped
+
+    return load_shipped(_dataset, params) or train_model(_dataset, params)
 
 
-def default_train_params(dataset: Dataset) -> dict:
-    return dict(C=1.0, standardize=dataset.kind != "image", test_fraction=0.2, seed=0)
+def train(dataset: Dataset, params: TrainingParams) -> TrainedModel:
+    return trained_model(dataset.content_hash, dataset.name, params, dataset)
 
 
-def train(dataset: Dataset, params: dict) -> TrainedModel:
-    return trained_model(dataset.content_hash, float(params["C"]), bool(params["standardize"]),
-                         float(params["test_fraction"]), int(params["seed"]), dataset)
+def training_label(params: TrainingParams) -> str:
+    """How the sidebar names a model trained by the app (a shipped file is a model trained the same way)."""
+    return f"trained here (C={params.C:g}{', standardised' if params.standardize else ''})"
 
 
-def training_label(params: dict) -> str:
-    return f"trained here (C={params['C']:g}{', standardised' if params['standardize'] else ''})"
-
-
-def set_dataset(name: str, dataset: Dataset) -> None:
-    """Make ``dataset`` current and train its default model; the instance and target reset."""
-    params = default_train_params(dataset)
+# -- changing the question -------------------------------------------------------------------------
+def set_dataset(name: str, dataset: Dataset, params: TrainingParams | None = None) -> None:
+    """Make ``dataset`` current and train its model (the default one unless ``params``); the
+    instance, target and what may change reset."""
+    params = params or TrainingParams.default_for(dataset.kind)
     trained = train(dataset, params)
     st.session_state[DATASET_NAME] = name
     st.session_state[DATASET] = dataset
@@ -62,7 +175,11 @@ def set_dataset(name: str, dataset: Dataset) -> None:
     set_model(trained.model, training_label(params), trained)
     st.session_state[INSTANCE] = 0
     st.session_state[TARGET] = default_target(trained.model, dataset.X[0])
+    st.session_state[CHOSEN_TARGET] = None
+    st.session_state[INSTANCE_NOTE] = None
     st.session_state[CONSTRAINTS] = None
+    st.session_state[LINK_EDITS] = ()
+    st.session_state[PATH] = None
     st.session_state[ANSWER] = None
 
 
@@ -78,6 +195,33 @@ def set_model(model: SoftmaxModel, label: str, trained: TrainedModel | None = No
 def default_target(model: SoftmaxModel, x0: np.ndarray) -> int:
     """The runner-up class: the most natural 'what would make it ...' question."""
     return int(np.argsort(model.predict_proba(x0))[-2])
+
+
+def choose_target(target: int) -> None:
+    """The user picked ``target``: it stays when the instance changes."""
+    st.session_state[TARGET] = int(target)
+    st.session_state[CHOSEN_TARGET] = int(target)
+    st.session_state[INSTANCE_NOTE] = None
+
+
+def choose_instance(index: int) -> None:
+    """Show row ``index``. A target the user picked stays, unless the model already predicts it for
+    this row: then the runner-up is asked, and a note says so."""
+    dataset, model = st.session_state[DATASET], st.session_state[MODEL]
+    index = int(index)
+    x0 = dataset.X[index]
+    predicted = int(model.predict(x0))
+    chosen = st.session_state.get(CHOSEN_TARGET)
+    st.session_state[INSTANCE] = index
+    st.session_state[INSTANCE_NOTE] = None
+    if chosen is not None and chosen != predicted:
+        st.session_state[TARGET] = chosen
+        return
+    st.session_state[TARGET] = default_target(model, x0)
+    if chosen is not None:
+        names = [str(c) for c in model.classes]
+        st.session_state[INSTANCE_NOTE] = (f"#{index} is already predicted as {names[chosen]}, your target; asking "
+                                           f"about the runner-up, {names[st.session_state[TARGET]]}, instead.")
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
@@ -119,55 +263,92 @@ def load_model_file(raw: bytes, filename: str) -> str | None:
         classes = list(dataset.class_names)  # unnamed classes: use the dataset's names
     model = SoftmaxModel(model.coef, model.intercept, classes=classes, feature_names=dataset.feature_names)
     set_model(model, f"loaded from {filename}")
+    st.session_state[ANSWER] = None
     return None
 
 
+# -- a new session, and share links -----------------------------------------------------------------
 def init_session() -> None:
-    """Fill defaults once per session, honouring a shared link's query parameters."""
+    """Fill defaults once per session, honouring a shared link's query parameters; whatever the
+    link asks that cannot be done is kept as a warning for the page to show."""
     if DATASET in st.session_state:
         return
-    params = st.query_params
-    name = params.get("dataset", DEFAULT_DATASET)
-    if name not in datasets.list_builtin():
-        name = DEFAULT_DATASET
-    set_dataset(name, builtin_dataset(name))
-    dataset, model = st.session_state[DATASET], st.session_state[MODEL]
-    st.session_state[LOG_LAM] = DEFAULT_LOG_LAM
-    st.session_state[PIXEL_RANGE] = True
-    st.session_state[STANDARDISED] = True
-    try:
-        if "i" in params:
-            st.session_state[INSTANCE] = int(np.clip(int(params["i"]), 0, dataset.n_samples - 1))
-            st.session_state[TARGET] = default_target(model, dataset.X[st.session_state[INSTANCE]])
-        if "target" in params:
-            st.session_state[TARGET] = int(np.clip(int(params["target"]), 0, model.n_classes - 1))
-        if "lam" in params:
-            st.session_state[LOG_LAM] = float(np.clip(round(np.log10(float(params["lam"])) / LOG_LAM_STEP) * LOG_LAM_STEP,
-                                                      *LOG_LAM_RANGE))
-    except (ValueError, OverflowError):
-        pass  # a hand-edited link with junk keeps the defaults
+    params = {key: st.query_params.get(key) for key in st.query_params}
+    name, warnings = links.dataset_name(params, datasets.list_builtin(), DEFAULT_DATASET)
+    dataset = builtin_dataset(name)
+    request, problems = links.read(params, name, dataset, LOG_LAM_RANGE, LOG_LAM_STEP)
+    warnings += problems
+    set_dataset(name, dataset, request.training)
+    st.session_state[LOG_LAM] = DEFAULT_LOG_LAM if request.log_lam is None else request.log_lam
+    st.session_state[ALPHA] = request.alpha if request.alpha is not None else DEFAULT_ALPHA
+    st.session_state[PIXEL_RANGE] = True if request.pixel_range is None else request.pixel_range
+    st.session_state[STANDARDISED] = True if request.standardised is None else request.standardised
+    st.session_state[LINK_EDITS] = request.edits
+    if request.instance is not None:
+        choose_instance(request.instance)
+    if request.target is not None:
+        choose_target(request.target)
+    st.session_state[PENDING_QUESTION] = (PendingQuestion(request.question, request.alpha) if request.question
+                                          else None)
+    st.session_state[LINK_WARNINGS] = tuple(warnings)
+    st.session_state[WARM] = None
 
 
-def share_link_params() -> None:
-    """Mirror the current question into the URL (built-in datasets only; uploads cannot travel in a link)."""
+def link_params(what: WhatMayChange, question: str | None = None, alpha: float | None = None) -> dict[str, str] | None:
+    """The query parameters of the question on screen; None when it cannot travel (uploaded data)."""
     name = st.session_state[DATASET_NAME]
-    if name in datasets.list_builtin():
-        st.query_params.update({"dataset": name, "i": str(st.session_state[INSTANCE]),
-                                "target": str(st.session_state[TARGET]),
-                                "lam": f"{10 ** st.session_state[LOG_LAM]:.4g}"})
-    else:
-        st.query_params.clear()
+    if name not in datasets.list_builtin():
+        return None
+    dataset = st.session_state[DATASET]
+    image = dataset.kind == "image"
+    trained_here = st.session_state[TRAINED] is not None
+    return links.encode(dataset=name, instance=st.session_state[INSTANCE], target=st.session_state[TARGET],
+                        log_lam=st.session_state[LOG_LAM], kind=dataset.kind,
+                        flag=st.session_state[PIXEL_RANGE] if image else st.session_state[STANDARDISED],
+                        question=question, alpha=alpha, edits=what.edits,
+                        training=st.session_state[TRAIN_PARAMS] if trained_here else None)
 
 
-def bind(widget, label: str, key: str, **kwargs):
-    """Render ``widget`` for the canonical state ``key``; the value survives page switches."""
-    widget_key = f"_widget_{key}"
+def write_link(params: dict[str, str] | None) -> None:
+    """Mirror ``params`` into the address bar, touching only the entries that changed (each write
+    is a message to the browser)."""
+    params = params or {}
+    current = {key: st.query_params.get(key) for key in st.query_params}
+    if current == params:
+        return
+    for key in set(current) - set(params):
+        del st.query_params[key]
+    changed = {key: value for key, value in params.items() if current.get(key) != value}
+    if changed:
+        st.query_params.update(changed)
+
+
+def link_limits() -> str:
+    """What the address bar's link does not carry, in words (empty when it carries everything)."""
+    name = st.session_state[DATASET_NAME]
+    if name not in datasets.list_builtin():
+        return ("This question cannot be shared as a link: uploaded data stays in your session (the address bar "
+                "holds no question).")
+    if st.session_state[TRAINED] is None:
+        return (f"The link carries the dataset, instance, target, λ, the question and what may change, but not the "
+                f"model ({st.session_state[MODEL_LABEL]}): model files stay in your session, so whoever opens it gets "
+                "the default model, which may answer differently.")
+    return ""
+
+
+def bind(widget, label: str, key: str, on_change=None, **kwargs):
+    """Render ``widget`` for the canonical state ``key``; the value survives page switches.
+    ``on_change(value)`` runs after the new value is stored."""
+    widget_state = widget_key(key)
     # Write the widget's state only when it differs: a write makes Streamlit send the value back to
     # the browser, which redraws the widget after every move of a slider.
-    if st.session_state.get(widget_key) != st.session_state[key]:
-        st.session_state[widget_key] = st.session_state[key]
+    if st.session_state.get(widget_state) != st.session_state[key]:
+        st.session_state[widget_state] = st.session_state[key]
 
     def copy_back():
-        st.session_state[key] = st.session_state[widget_key]
+        st.session_state[key] = st.session_state[widget_state]
+        if on_change is not None:
+            on_change(st.session_state[key])
 
-    return widget(label, key=widget_key, on_change=copy_back, **kwargs)
+    return widget(label, key=widget_state, on_change=copy_back, **kwargs)
+

@@ -311,6 +311,8 @@ def solve_columns(model, values, target: int, *, question="flip", alpha=None, la
                                               or g not in level_groups])
         if held.all():
             return _fixed_point(space.model, start, target, question, margin, alpha)
+        if (fixed | _group_mask(space, n, range(len(space.groups)))).all():  # only levels may change
+            return _levels_only(space, start, level_groups, weights, target, question, margin, alpha)
         if common["bounds"] is not None:
             free = ask(start, fixed, held, level_groups, None)
             x = np.asarray(free.x, dtype=float)
@@ -374,7 +376,7 @@ def _leads(model, x, target) -> bool:
     return bool(z[target] > np.max(np.delete(z, target)))
 
 
-def _fixed_point(model, x, target, question, margin, alpha) -> FixedPoint:
+def _fixed_point(model, x, target, question, margin, alpha, what="nothing is left to change") -> FixedPoint:
     """The answer when every feature is held: ``x`` itself, a success if it answers the question
     (for question="lam" there is nothing to solve: always a success, validity is judged later)."""
     z = model.decision_function(x)
@@ -389,7 +391,28 @@ def _fixed_point(model, x, target, question, margin, alpha) -> FixedPoint:
     state = (f"class {target} leads by {gap:.3g} in the logits" if gap > 0 else
              f"class {target} trails by {-gap:.3g} in the logits")
     return FixedPoint(x=np.array(x, dtype=float), proba=proba, success=ok,
-                      message=f"nothing is left to change: {state}, p = {proba[target]:.4g}")
+                      message=f"{what}: {state}, p = {proba[target]:.4g}")
+
+
+def _levels_only(space, start, level_groups, weights, target, question, margin, alpha) -> FixedPoint:
+    """Only categorical levels may change (everything else is held): try the start and every single
+    group's other levels, as minimal_flip's enumeration does, and keep the cheapest that answers."""
+    best = _fixed_point(space.model, start, target, question, margin, alpha)
+    cost = 0.0 if best.success else np.inf
+    for g in level_groups:
+        members = list(space.groups[g])
+        for level in members:
+            if start[level] == 1.0:
+                continue
+            candidate = np.array(start, dtype=float)
+            candidate[members] = 0.0
+            candidate[level] = 1.0
+            point = _fixed_point(space.model, candidate, target, question, margin, alpha,
+                                 what=f"only a categorical level changes ({space.model.feature_names[level]})")
+            distance = float(np.sum(weights * (candidate - start) ** 2))
+            if point.success and distance < cost:
+                best, cost = point, distance
+    return best
 
 
 def _rounded(solve, space, xx0, frozen, movable_groups, integer_free, integer_features, lower, upper, weights,

@@ -117,6 +117,19 @@ def _penguin_scaled_after_columns_lr():
     return Pipeline([("pre", pre), ("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000))]), X, y
 
 
+def _penguin_chained_pandas_output_lr():
+    """Two ColumnTransformers, the second selecting the first's pandas output by name; one column
+    feeds two scalers (their weights add up)."""
+    X, y = penguins_complete()
+    first = ColumnTransformer([("num", SimpleImputer(), PENGUIN_NUMBERS),
+                               ("cat", OneHotEncoder(sparse_output=False), ["island", "sex"])]).set_output(
+        transform="pandas")
+    second = ColumnTransformer([("s", StandardScaler(), ["num__bill_length_mm", "num__body_mass_g"]),
+                                ("m", MinMaxScaler(), ["num__bill_length_mm", "num__flipper_length_mm"])],
+                               remainder="passthrough")
+    return Pipeline([("first", first), ("second", second), ("clf", LogisticRegression(max_iter=3000))]), X, y
+
+
 def _german_onehot_lr():
     X, y = german()
     numbers, texts = german_columns()
@@ -200,6 +213,7 @@ PIPELINES = {
     "penguins-minmax-if-binary-passthrough-lrcv": _penguin_minmax_if_binary_lrcv,
     "penguins-infrequent-maxabs-sgd": _penguin_infrequent_sgd,
     "penguins-scaled-after-columns-lr": _penguin_scaled_after_columns_lr,
+    "penguins-chained-pandas-output-lr": _penguin_chained_pandas_output_lr,
     "german-onehot-lr": _german_onehot_lr,
     "german-ordinal-drop-first-sgd": _german_ordinal_sgd,
     "german-robust-if-binary-lda": _german_robust_lda,
@@ -398,6 +412,25 @@ def test_unseen_and_pooled_categories_encode_as_the_encoder_does():
                                                            for c, v in zip(row.columns, row.iloc[0])])
 
 
+def test_handle_unknown_warn_sends_unseen_values_to_the_pooled_column():
+    X, y = penguins_complete()
+    try:
+        encoder = OneHotEncoder(handle_unknown="warn", min_frequency=60)
+        pipeline = make_pipeline(ColumnTransformer([("c", encoder, ["island"]), ("n", StandardScaler(),
+                                                                                  PENGUIN_NUMBERS)]),
+                                 LogisticRegression(max_iter=2000)).fit(X, y)
+    except ValueError:
+        pytest.skip("this scikit-learn has no handle_unknown='warn'")
+    model = SoftmaxModel.from_estimator(pipeline)
+    odd = X.iloc[[0, 1]].copy()
+    odd["island"] = ["Atlantis", "Torgersen"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(model.predict_proba(encoded(model, odd)), pipeline.predict_proba(odd), atol=1e-12)
+    island = list(model.schema.column("island").features)
+    np.testing.assert_array_equal(*encoded(model, odd)[:, island])  # unseen and infrequent share the pooled column
+
+
 def test_an_unseen_value_stays_when_its_column_is_locked():
     pipeline, X, _ = fitted("german-robust-if-binary-lda")  # handle_unknown="ignore"
     model = SoftmaxModel.from_estimator(pipeline)
@@ -581,6 +614,8 @@ def _refusals():
         (final(SGDClassifier(loss="hinge")), "step 'clf' (SGDClassifier)"),
         (final(SGDClassifier(loss="log_loss")), "step 'clf' (SGDClassifier)"),  # three classes: one-vs-rest
         (DecisionTreeClassifier(), "the estimator (DecisionTreeClassifier)"),
+        (Pipeline([("pre", ColumnTransformer([("a", StandardScaler(), ["year"]), ("b", OneHotEncoder(), ["year"])])),
+                   ("clf", LogisticRegression())]), "step 'pre' > 'b' (OneHotEncoder)"),  # numeric and one-hot
     ]
 
 

@@ -8,7 +8,7 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 """
 
 from ._api import METHODS, invert, invert_path
-from ._counterfactual import RowCounterfactual, counterfactual
+from ._counterfactual import RowCounterfactual, counterfactual, encode_rows, fold_error
 from ._io import FORMATS, ModelFileError, load_estimator, load_model
 from ._model import SoftmaxModel
 from ._questions import CounterfactualResult, closest_with_probability, minimal_flip
@@ -23,6 +23,8 @@ __all__ = [
     "SchemaColumn",
     "UnsupportedEstimatorError",
     "counterfactual",
+    "encode_rows",
+    "fold_error",
     "load_estimator",
     "closest_with_probability",
     "minimal_flip",

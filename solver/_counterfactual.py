@@ -76,7 +76,7 @@ class RowCounterfactual:
 
 
 def counterfactual(pipeline, row, target, *, question="flip", alpha=None, lam=None, immutable=(), bounds=None,
-                   cost=None, max_changes=None, data=None) -> RowCounterfactual:
+                   cost=None, max_changes=None, data=None, model=None) -> RowCounterfactual:
     r"""The closest row, in the pipeline's own columns, that the pipeline assigns to ``target``.
 
     The pipeline is folded (:meth:`SoftmaxModel.from_estimator`) into ``p(x) = softmax(A x + b)`` over
@@ -121,6 +121,8 @@ def counterfactual(pipeline, row, target, *, question="flip", alpha=None, lam=No
         The training table: numeric columns whose values are all whole are held to whole values, and
         its ranges and spreads give the defaults above. Columns with an integer dtype in ``row`` are
         whole-valued too.
+    model : SoftmaxModel, optional
+        ``SoftmaxModel.from_estimator(pipeline)``, to fold once and reuse across many calls.
 
     Returns
     -------
@@ -139,7 +141,10 @@ def counterfactual(pipeline, row, target, *, question="flip", alpha=None, lam=No
     >>> cf = counterfactual(pipeline, penguins.iloc[[0]], "Gentoo", immutable=["island", "sex"])  # doctest: +SKIP
     >>> cf.changes[cf.changes.changed]  # doctest: +SKIP
     """
-    model = SoftmaxModel.from_estimator(pipeline)
+    if model is None:
+        model = SoftmaxModel.from_estimator(pipeline)
+    elif not isinstance(model, SoftmaxModel) or model.schema is None:
+        raise ValueError("model must be SoftmaxModel.from_estimator(pipeline) (a model with a feature schema)")
     schema = model.schema
     source = _source_row(row, schema)
     values = [None if _missing(v) else v for v in source.iloc[0].tolist()]
@@ -176,6 +181,38 @@ def counterfactual(pipeline, row, target, *, question="flip", alpha=None, lam=No
                              predicted=predicted, target=target, success=bool(success), message=message,
                              distance=answer.distance, changed=answer.changed, notes=answer.notes,
                              result=answer.result, x=answer.x, x0=answer.x0, model=model, source=source)
+
+
+def encode_rows(model, frame) -> np.ndarray:
+    """The model features of every row of ``frame`` (the pipeline's input columns), shape (n, D).
+
+    Missing values are imputed and unseen categories encoded as the pipeline does; ``ValueError``
+    naming the row and the column when the pipeline itself would refuse a value.
+    """
+    schema = getattr(model, "schema", None)
+    if schema is None:
+        raise ValueError("model must be SoftmaxModel.from_estimator(pipeline) (a model with a feature schema)")
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(np.asarray(frame, dtype=object), columns=list(schema.column_names))
+    missing = [c for c in schema.column_names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the table lacks the pipeline's input column(s) {', '.join(map(repr, missing[:10]))}")
+    X = np.empty((len(frame), schema.n_features))
+    for i, row in enumerate(frame[list(schema.column_names)].itertuples(index=False)):
+        try:
+            X[i] = schema.encode([None if _missing(v) else v for v in row]).x
+        except ValueError as exc:
+            raise ValueError(f"row {frame.index[i]!r}: {exc}") from None
+    return X
+
+
+def fold_error(pipeline, frame, model=None) -> float:
+    """``max |p_folded - pipeline.predict_proba|`` over the rows of ``frame``: how exactly the folded
+    model reproduces the pipeline (round-off, about 1e-15, for every supported pipeline)."""
+    model = SoftmaxModel.from_estimator(pipeline) if model is None else model
+    data = frame if model.schema.named_columns else np.asarray(frame)
+    reference = np.asarray(pipeline.predict_proba(data), dtype=float)
+    return float(np.max(np.abs(model.predict_proba(encode_rows(model, frame)) - reference)))
 
 
 def _missing(value) -> bool:

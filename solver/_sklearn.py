@@ -484,8 +484,3 @@ def _build_schema(folder, position, order, named) -> FeatureSchema:
     feature_names = tuple(folder.features[old]["name"] for old in order)
     return FeatureSchema(tuple(columns), feature_names, tuple(folder.steps), named)
 
-
-def softmax_parameters(estimator):
-    """``(coef, intercept, classes, feature_names)`` of a fitted classifier or pipeline."""
-    coef, intercept, classes, schema = fold_estimator(estimator)
-    return coef, intercept, classes, list(schema.feature_names)

@@ -636,3 +636,26 @@ def test_refusals_name_the_step_and_what_is_supported(pipeline, step):
 def test_an_unfitted_pipeline_is_refused():
     with pytest.raises(UnsupportedEstimatorError, match="step 'clf' .*not fitted"):
         SoftmaxModel.from_estimator(Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]))
+
+
+def test_encode_rows_and_fold_error_serve_a_whole_table():
+    pipeline, X, _ = fitted("gaps-impute-constant-lr")
+    model = SoftmaxModel.from_estimator(pipeline)
+    np.testing.assert_array_equal(solver.encode_rows(model, X), encoded(model, X))
+    assert solver.fold_error(pipeline, X) <= 1e-10
+    assert solver.fold_error(*fitted("breast-cancer-array-lr")[:2]) <= 1e-10  # fitted on an array
+    bad = X.iloc[:3].copy()
+    bad["duration_months"] = bad["duration_months"].astype(object)
+    bad.iloc[2, bad.columns.get_loc("duration_months")] = "soon"
+    with pytest.raises(ValueError, match="row 2: column 'duration_months' must be a number"):
+        solver.encode_rows(model, bad)
+
+
+def test_a_folded_model_can_be_reused():
+    pipeline, X, _ = fitted("penguins-drop-first-lda")
+    model = SoftmaxModel.from_estimator(pipeline)
+    once = counterfactual(pipeline, X.iloc[[7]], "Gentoo", model=model)
+    again = counterfactual(pipeline, X.iloc[[7]], "Gentoo")
+    assert once.success and once.row.equals(again.row) and once.model is model
+    with pytest.raises(ValueError, match="feature schema"):
+        counterfactual(pipeline, X.iloc[[7]], "Gentoo", model=SoftmaxModel(model.coef, model.intercept))

@@ -261,23 +261,8 @@ def solve_columns(model, values, target: int, *, question="flip", alpha=None, la
     space = _Expanded(model, x0)
     xx0 = space.expand(x0)
     n = space.n
-    weights = np.ones(n)
-    lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
-    frozen = np.zeros(n, dtype=bool)
-    frozen[space.fixed] = True
-    integer_features = []
-    for column in schema.columns:
-        if column.kind == UNUSED:
-            continue
-        members = space.members(column.name) if column.kind == CATEGORICAL else list(column.features)
-        weights[members] = cost_used[column.name]
-        if column.kind != CATEGORICAL:
-            j = column.features[0]
-            lower[j], upper[j] = bounds_used.get(column.name, (-np.inf, np.inf))
-            frozen[j] |= column.name in locked or cost_used[column.name] == 0
-            if column.name in integer:
-                integer_features.append(j)
-    frozen |= weights == 0
+    weights, lower, upper, frozen, integer_features = _feature_arrays(schema, space, locked, integer, bounds_used,
+                                                                      cost_used)
     movable_groups = [g for g, name in enumerate(space.group_columns) if name not in locked
                       and cost_used[name] > 0]
     integer_free = [j for j in integer_features if not frozen[j]]
@@ -322,16 +307,17 @@ def solve_columns(model, values, target: int, *, question="flip", alpha=None, la
 
     if (integer_free or max_changes is not None) and question != "lam":
         if recourse is not None:
+            locked_groups = _group_mask(space, n, [g for g in range(len(space.groups)) if g not in movable_groups])
+            held = frozen | locked_groups
             result = recourse(space.model, xx0, target, metric="l2", cost=common["cost"],
-                              immutable=frozen if frozen.any() else None, bounds=common["bounds"],
+                              immutable=held if held.any() else None, bounds=common["bounds"],
                               integer=np.array(integer_features, dtype=int) if integer_features else None,
                               categorical=space.groups or None,
                               change_levels=(True if len(movable_groups) == len(space.groups) else movable_groups)
                               if movable_groups else False,
                               max_changes=max_changes, alpha=float(alpha) if question == "probability" else None)
             xx = np.asarray(result.x, dtype=float)
-            success = bool(result.success)
-            message = result.message
+            success, message = bool(result.success), result.message
         elif max_changes is not None:
             raise NotImplementedError("max_changes needs solver.recourse (exact sparse recourse, issue 9), which "
                                       "this version of the solver does not have yet")
@@ -357,6 +343,28 @@ def solve_columns(model, values, target: int, *, question="flip", alpha=None, la
     return ColumnAnswer(values=values, x=xx[: space.n_model], x0=x0, changed=changed, success=success,
                         message=message, result=result, distance=distance, notes=tuple(notes),
                         imputed=encoded.imputed, integer=tuple(sorted(integer)), bounds=bounds_used, cost=cost_used)
+
+
+def _feature_arrays(schema, space, locked, integer, bounds_used, cost_used):
+    """Per feature of the expanded space: weights, ranges, held features and the whole-valued ones."""
+    n = space.n
+    weights = np.ones(n)
+    lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
+    frozen = np.zeros(n, dtype=bool)
+    frozen[space.fixed] = True
+    integer_features = []
+    for column in schema.columns:
+        if column.kind == UNUSED:
+            continue
+        members = space.members(column.name) if column.kind == CATEGORICAL else list(column.features)
+        weights[members] = cost_used[column.name]
+        if column.kind != CATEGORICAL:
+            j = column.features[0]
+            lower[j], upper[j] = bounds_used.get(column.name, (-np.inf, np.inf))
+            frozen[j] |= column.name in locked
+            if column.name in integer:
+                integer_features.append(j)
+    return weights, lower, upper, frozen | (weights == 0), integer_features
 
 
 def _converged(result) -> bool:

@@ -207,8 +207,8 @@ def _load_skops_estimator(data: bytes, name: str):
         raise ModelFileError(
             f"{name} contains types that are not trusted here: {', '.join(shown[:12])}"
             f"{' ...' if len(shown) > 12 else ''}. Nothing in it was loaded. A .skops file may hold a {_SUPPORTED_SKOPS}, "
-            "with numpy arrays and plain values; refit the pipeline with those steps, or save the folded model "
-            "(SoftmaxModel.from_estimator(pipeline).to_bytes('npz'))"
+            "with numpy arrays and plain values: refit the pipeline with those steps and save it again with "
+            "skops.io.dump"
         )
     try:
         return sio.loads(data, trusted=sorted(untrusted))

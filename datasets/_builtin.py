@@ -80,6 +80,15 @@ def _german_credit() -> Dataset:
     )
 
 
+def _penguins() -> Dataset:
+    frame = pd.read_csv(DATA_DIR / "penguins.csv")
+    return tabular_from_frame(
+        frame, target="species", name="penguins", drop_missing=True,
+        description="Palmer penguins (K. B. Gorman, Palmer Station LTER; CC0), from the palmerpenguins package: "
+                    "344 penguins of 3 species on 3 islands.",
+    )
+
+
 def make_toy_2d(n_per_class: int = 100, seed: int = 0) -> Dataset:
     """Three seeded Gaussian blobs in the plane, for the teaching view."""
     rng = np.random.default_rng(seed)
@@ -144,6 +153,7 @@ BUILTIN = {
     "fashion-mnist-2k": _fashion,
     "digits": _digits,
     "german-credit": _german_credit,
+    "penguins": _penguins,
     "breast-cancer": _breast_cancer,
     "wine": _wine,
     "iris": _iris,

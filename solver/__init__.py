@@ -4,19 +4,31 @@ Given ``p(x) = softmax(A x + b)``, an instance ``x0``, a target class ``k`` and 
 unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). numpy/scipy only.
 
 >>> from solver import SoftmaxModel, invert, invert_path
+>>> from solver import counterfactual  # a scikit-learn pipeline and a pandas row in, a pandas row out
 """
 
 from ._api import METHODS, invert, invert_path
+from ._counterfactual import RowCounterfactual, counterfactual, encode_rows, fold_error
 from ._flip import DEFAULT_MARGIN, minimal_flip
-from ._io import FORMATS, ModelFileError, load_model
+from ._io import FORMATS, ModelFileError, load_estimator, load_model
 from ._model import SoftmaxModel
 from ._probability import closest_with_probability
 from ._recourse import RecourseResult, recourse, recourse_front
 from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
+from ._schema import FeatureSchema, SchemaColumn
+from ._sklearn import UnsupportedEstimatorError
 
 __all__ = [
     "CounterfactualResult",
     "DEFAULT_MARGIN",
+    "FeatureSchema",
+    "RowCounterfactual",
+    "SchemaColumn",
+    "UnsupportedEstimatorError",
+    "counterfactual",
+    "encode_rows",
+    "fold_error",
+    "load_estimator",
     "closest_with_probability",
     "minimal_flip",
     "RecourseResult",

@@ -7,6 +7,7 @@ scikit-learn are imported only for that format).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -18,11 +19,32 @@ from ._model import SoftmaxModel
 
 MAX_MODEL_BYTES = 50 * 2**20
 FORMATS = ("npz", "json", "skops")
-TRUSTED_SKOPS_TYPES = frozenset({
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.preprocessing._data.StandardScaler",
+# The estimators a .skops file may contain, by their public import path: what SoftmaxModel.from_estimator
+# folds (make_column_selector and FunctionTransformer only as column selection and the identity that
+# ColumnTransformer's remainder="passthrough" becomes). Resolved to the module.Class names skops records.
+TRUSTED_ESTIMATORS = (
     "sklearn.pipeline.Pipeline",
-})
+    "sklearn.compose.ColumnTransformer",
+    "sklearn.compose.make_column_selector",
+    "sklearn.preprocessing.StandardScaler",
+    "sklearn.preprocessing.MinMaxScaler",
+    "sklearn.preprocessing.MaxAbsScaler",
+    "sklearn.preprocessing.RobustScaler",
+    "sklearn.preprocessing.OneHotEncoder",
+    "sklearn.preprocessing.OrdinalEncoder",
+    "sklearn.preprocessing.FunctionTransformer",
+    "sklearn.impute.SimpleImputer",
+    "sklearn.linear_model.LogisticRegression",
+    "sklearn.linear_model.LogisticRegressionCV",
+    "sklearn.linear_model.SGDClassifier",
+    "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
+)
+# SGDClassifier(loss="log_loss") keeps its loss object (a compiled class without state to speak of).
+TRUSTED_LOSSES = frozenset({"sklearn._loss._loss.CyHalfBinomialLoss", "sklearn.linear_model._sgd_fast.Log"})
+# skops node kinds that carry data only; anything else (functions, methods, partials, reduce calls,
+# operator functions) is refused before loading.
+_DATA_LOADERS = frozenset({"DictNode", "ListNode", "TupleNode", "SliceNode", "JsonNode", "NdArrayNode", "DTypeNode",
+                           "TypeNode", "RandomStateNode"})
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
@@ -34,8 +56,9 @@ def load_model(data: bytes, filename: str) -> SoftmaxModel:
     """Read a :class:`SoftmaxModel` from an untrusted file's bytes.
 
     ``.npz`` needs arrays ``coef`` (K, D) and ``intercept`` (K,), optionally ``classes`` and
-    ``feature_names``; ``.json`` the same keys; ``.skops`` a LogisticRegression or a Pipeline of
-    StandardScaler and LogisticRegression. A binary model's single weight row is accepted.
+    ``feature_names``; ``.json`` the same keys; ``.skops`` a fitted classifier or pipeline that
+    :meth:`SoftmaxModel.from_estimator` folds (checked type by type before loading; the model keeps its
+    feature schema). A binary model's single weight row is accepted.
 
     Raises
     ------
@@ -116,6 +139,49 @@ def _read_json(data: bytes, name: str) -> SoftmaxModel:
 
 
 def _read_skops(data: bytes, name: str) -> SoftmaxModel:
+    estimator = _load_skops_estimator(data, name)
+    try:
+        return SoftmaxModel.from_estimator(estimator)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ModelFileError(f"{name}: {exc}") from None
+
+
+def load_estimator(data: bytes, filename: str):
+    """The scikit-learn estimator in an untrusted ``.skops`` file, loaded only if every type in it is
+    one :meth:`SoftmaxModel.from_estimator` folds (``TRUSTED_ESTIMATORS``) or plain data.
+
+    Use it to run :func:`solver.counterfactual` on an uploaded pipeline. Checks as :func:`load_model`.
+
+    Raises
+    ------
+    ModelFileError
+    """
+    name = PurePosixPath(str(filename).replace("\\", "/")).name or "model"
+    data = bytes(data)
+    if not data:
+        raise ModelFileError(f"{name} is empty")
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(f"{name} is {len(data) / 2**20:.0f} MB; model files may be at most {MAX_MODEL_BYTES // 2**20} MB")
+    if data.startswith(_PICKLE_MAGIC) or PurePosixPath(name).suffix.lower() != ".skops":
+        raise ModelFileError(f"{name}: only .skops files hold a scikit-learn estimator that is loaded here "
+                             "(pickle and joblib files are never opened)")
+    return _load_skops_estimator(data, name)
+
+
+@functools.lru_cache(maxsize=1)
+def trusted_skops_types() -> frozenset[str]:
+    """The ``module.Class`` names skops records for ``TRUSTED_ESTIMATORS`` in this scikit-learn."""
+    import importlib
+
+    names = set()
+    for path in TRUSTED_ESTIMATORS:
+        module, _, attribute = path.rpartition(".")
+        cls = getattr(importlib.import_module(module), attribute)
+        names.add(f"{cls.__module__}.{cls.__qualname__}")
+    return frozenset(names)
+
+
+def _load_skops_estimator(data: bytes, name: str):
     try:
         import skops.io as sio
     except ImportError:  # pragma: no cover - skops is in requirements.txt
@@ -131,42 +197,84 @@ def _read_skops(data: bytes, name: str) -> SoftmaxModel:
         raise
     except Exception as exc:  # skops and zipfile raise many types for damaged files
         raise ModelFileError(f"{name} is not a valid skops file ({type(exc).__name__}); it may be truncated") from None
-    # skops trusts every scikit-learn estimator by default; this app loads only three of them.
-    refused = (untrusted | {t for t in _schema_types(schema) if not _plain_type(t)}) - TRUSTED_SKOPS_TYPES
+    # skops trusts every scikit-learn estimator and numpy function by default; this app loads only the
+    # types it folds, checked node by node, before anything is imported or constructed.
+    refused = _refused_nodes(schema, trusted_skops_types())
+    located = {t for t, _ in refused}
+    refused |= {(t, "") for t in untrusted if t not in located and not (t in trusted_skops_types() or _plain_type(t))}
     if refused:
+        shown = sorted({f"{t} (in {where})" if where else t for t, where in refused})
         raise ModelFileError(
-            f"{name} contains types that are not trusted here: {', '.join(sorted(refused))}. Only "
-            "LogisticRegression, StandardScaler and Pipeline are loaded"
+            f"{name} contains types that are not trusted here: {', '.join(shown[:12])}"
+            f"{' ...' if len(shown) > 12 else ''}. Nothing in it was loaded. A .skops file may hold a {_SUPPORTED_SKOPS}, "
+            "with numpy arrays and plain values: refit the pipeline with those steps and save it again with "
+            "skops.io.dump"
         )
     try:
-        estimator = sio.loads(data, trusted=sorted(untrusted))
+        return sio.loads(data, trusted=sorted(untrusted))
     except Exception as exc:
         raise ModelFileError(f"{name} could not be loaded ({type(exc).__name__}: {exc})") from None
-    try:
-        return SoftmaxModel.from_estimator(estimator)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ModelFileError(f"{name}: {exc}") from None
 
 
-_PLAIN_BUILTINS = {"builtins." + t for t in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType")}
+_SUPPORTED_SKOPS = ("Pipeline or ColumnTransformer of StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, "
+                    "OneHotEncoder, OrdinalEncoder and SimpleImputer ending in LogisticRegression, "
+                    "LogisticRegressionCV, SGDClassifier or LinearDiscriminantAnalysis")
+_PLAIN_BUILTINS = {"builtins." + t for t in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType",
+                                             "slice")}
 
 
-def _schema_types(node) -> set[str]:
-    """Every ``module.Class`` named anywhere in a skops schema."""
-    found, stack = set(), [node]
+def _refused_nodes(schema, trusted: frozenset[str]) -> set[tuple[str, str]]:
+    """``(module.Class, where)`` of every node in a skops schema that is neither a trusted estimator
+    nor plain data; ``where`` names the pipeline step it sits in (``'pre' > 'evil'``)."""
+    refused = set()
+    stack = [(schema, ())]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "__class__" in item:
-                found.add(f"{item.get('__module__')}.{item['__class__']}")
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
+        node, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, where) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "__class__" in node:
+            qualified = f"{node.get('__module__')}.{node['__class__']}"
+            loader = node.get("__loader__")
+            if loader == "ObjectNode":
+                allowed = qualified in trusted
+            elif loader == "LossNode":
+                allowed = qualified in TRUSTED_LOSSES
+            elif loader == "RandomStateNode":
+                allowed = qualified == "numpy.random.mtrand.RandomState"
+            else:
+                allowed = loader in _DATA_LOADERS and _plain_type(qualified)
+            if not allowed:
+                refused.add((qualified, " > ".join(repr(w) for w in where)))
+            step = _step_name(node)
+            if step is not None:
+                stack.extend((item, (*where, step)) for item in node["content"][1:])
+                stack.append((node["content"][0], where))
+                continue
+        stack.extend((value, where) for value in node.values())
+    return refused
+
+
+def _step_name(node) -> str | None:
+    """The name of a ``(name, estimator, ...)`` tuple node, as in Pipeline.steps and
+    ColumnTransformer.transformers; None for any other node."""
+    content = node.get("content")
+    if node.get("__loader__") != "TupleNode" or not isinstance(content, list) or len(content) < 2:
+        return None
+    first, second = content[0], content[1]
+    if not (isinstance(first, dict) and first.get("__loader__") == "JsonNode" and isinstance(second, dict)):
+        return None
+    try:
+        label = json.loads(first.get("content", ""))
+    except (TypeError, ValueError):
+        return None
+    return label if isinstance(label, str) and second.get("__loader__") not in ("JsonNode", None) else None
 
 
 def _plain_type(qualified: str) -> bool:
-    """Containers, strings, numbers, and numpy arrays, dtypes and scalars: data, not behaviour."""
+    """Containers, strings, numbers, slices, and numpy arrays, dtypes and scalar types: data, not behaviour."""
     if qualified in _PLAIN_BUILTINS:
         return True
     module, _, cls = qualified.rpartition(".")

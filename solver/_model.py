@@ -24,6 +24,8 @@ class SoftmaxModel:
     classes : sequence of length K, optional
         Class labels (default ``0..K-1``); solvers always take a class *index*.
     feature_names : sequence of str of length D, optional
+    schema : FeatureSchema, optional
+        What the features mean in the user's table (set by :meth:`from_estimator` for pipelines).
 
     Notes
     -----
@@ -37,7 +39,7 @@ class SoftmaxModel:
     array([0.333, 0.333, 0.333])
     """
 
-    def __init__(self, coef, intercept, classes=None, feature_names=None):
+    def __init__(self, coef, intercept, classes=None, feature_names=None, schema=None):
         A = as_finite_array(coef, "coef", 2)
         b = as_finite_array(intercept, "intercept", 1)
         n_classes, n_features = A.shape
@@ -67,7 +69,10 @@ class SoftmaxModel:
         self._intercept.setflags(write=False)
         self._classes = classes.copy()
         self._classes.setflags(write=False)
+        if schema is not None and schema.n_features != n_features:
+            raise ValueError(f"schema describes {schema.n_features} features but coef has {n_features} columns")
         self._feature_names = feature_names
+        self._schema = schema
         self._basis: ReducedBasis | None = None
         self._fingerprint: str | None = None
         self._lock = threading.Lock()
@@ -76,17 +81,42 @@ class SoftmaxModel:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_estimator(cls, estimator, feature_names=None) -> "SoftmaxModel":
-        """Build from a fitted scikit-learn ``LogisticRegression`` or ``Pipeline``.
+        """Build from a fitted scikit-learn classifier or pipeline, folding its affine steps.
 
-        Accepted: ``LogisticRegression`` (binary or multinomial), or a ``Pipeline`` of optional
-        ``StandardScaler`` steps followed by a ``LogisticRegression``. Scalers are folded into the
-        weights, ``A = W / s`` and ``b = c - W (m / s)``, so the model acts on raw features. A binary
-        model's single row ``w`` becomes ``A = [0, w]``, ``b = [0, c]``.
+        Accepted final estimators: ``LogisticRegression`` (binary or multinomial),
+        ``LogisticRegressionCV``, ``SGDClassifier(loss="log_loss")`` (binary) and
+        ``LinearDiscriminantAnalysis``; before them, in a ``Pipeline`` and ``ColumnTransformer``:
+        ``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``, ``RobustScaler``, ``OneHotEncoder``,
+        ``OrdinalEncoder`` and ``SimpleImputer``. Every such pipeline computes
+        ``softmax(W (a * z + c) + w0)`` with ``z`` its encoded columns in their own units (numeric
+        values after imputation, one-hot indicators, ordinal codes), so ``A = W diag(a)`` and
+        ``b = W c + w0`` exactly. A binary model's single row ``w`` becomes ``A = [0, w]``,
+        ``b = [0, c]``. The model keeps a :class:`FeatureSchema` (``model.schema``) saying which
+        input column each feature comes from.
+
+        Parameters
+        ----------
+        estimator : fitted scikit-learn estimator or Pipeline
+        feature_names : sequence of str, optional
+            Names of the input columns when the estimator was fitted on an array (default ``x0``,
+            ``x1``, ...).
+
+        Raises
+        ------
+        UnsupportedEstimatorError (a ValueError)
+            Naming the step that cannot be folded and listing what is supported.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> model = SoftmaxModel.from_estimator(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+        >>> model.coef.shape, model.schema.column_names
+        ((2, 1), ('x0',))
         """
-        from ._sklearn import softmax_parameters
+        from ._sklearn import fold_estimator
 
-        coef, intercept, classes, names = softmax_parameters(estimator)
-        return cls(coef, intercept, classes=classes, feature_names=feature_names if feature_names is not None else names)
+        coef, intercept, classes, schema = fold_estimator(estimator, input_names=feature_names)
+        return cls(coef, intercept, classes=classes, feature_names=schema.feature_names, schema=schema)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -106,6 +136,11 @@ class SoftmaxModel:
     @property
     def feature_names(self) -> tuple[str, ...] | None:
         return self._feature_names
+
+    @property
+    def schema(self):
+        """The :class:`FeatureSchema` of a folded pipeline (None for a model built from arrays)."""
+        return self._schema
 
     @property
     def n_classes(self) -> int:

@@ -131,3 +131,76 @@ def test_model_invariants():
         model.coef[0, 0] = 5.0  # read-only: shared across sessions safely
     assert model.fingerprint == SoftmaxModel(np.eye(3), np.zeros(3)).fingerprint
     assert model.fingerprint != SoftmaxModel(2 * np.eye(3), np.zeros(3)).fingerprint
+
+
+# -- pipelines in .skops files; hostile ones are refused before anything runs ----------------------------
+HOSTILE_SKOPS = [
+    ("skops_untrusted_in_column_transformer.skops", "canary_payload.CanaryTransformer (in 'pre' > 'evil')"),
+    ("skops_function_transformer_lambda.skops", "canary_payload.<lambda> (in 'pre' > 'shout')"),
+    ("skops_function_transformer_numpy.skops", "numpy.log1p (in 'pre' > 'log')"),
+    ("skops_polynomial.skops", "sklearn.preprocessing._polynomial.PolynomialFeatures (in 'pre' > 'poly')"),
+]
+
+
+@pytest.mark.parametrize("name,fragment", HOSTILE_SKOPS)
+@pytest.mark.parametrize("loader", [load_model, solver.load_estimator])
+def test_hostile_pipelines_are_refused_and_nothing_runs(name, fragment, loader, tmp_path, monkeypatch):
+    import sys
+
+    canary = tmp_path / "canary.txt"
+    monkeypatch.setenv("CANARY_PATH", str(canary))
+    monkeypatch.syspath_prepend(str(CORPUS))  # the payload is importable: only the loader's refusal stops it
+    assert "canary_payload" not in sys.modules
+    with pytest.raises(ModelFileError) as info:
+        loader((CORPUS / name).read_bytes(), name)
+    message = str(info.value)
+    assert "not trusted here" in message and fragment in message and "Nothing in it was loaded" in message
+    assert "refit the pipeline" in message  # says what to do
+    assert not canary.exists(), canary.read_text()
+    assert "canary_payload" not in sys.modules
+
+
+@pytest.mark.parametrize("name,events", [("skops_untrusted_in_column_transformer.skops", {"imported", "setstate"}),
+                                         ("skops_function_transformer_lambda.skops", {"imported"})])
+def test_the_hostile_files_do_run_code_when_trusted(name, events, tmp_path):
+    """Control: skops with its own trust list imports the payload (and restores its object), so the
+    refusal above is what keeps the canary silent."""
+    import os
+    import subprocess
+    import sys
+
+    canary = tmp_path / "canary.txt"
+    script = ("import sys, skops.io as sio\n"
+              f"data = open({str(CORPUS / name)!r}, 'rb').read()\n"
+              "try:\n    sio.loads(data, trusted=sio.get_untrusted_types(data=data))\n"
+              "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    env = {**os.environ, "CANARY_PATH": str(canary), "PYTHONPATH": str(CORPUS)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120, capture_output=True)
+    assert events <= set(canary.read_text().split())
+
+
+def test_skops_column_transformer_pipeline_loads_with_its_schema():
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = pd.read_csv(datasets._builtin.DATA_DIR / "penguins.csv")
+    y = frame.pop("species")
+    numbers = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    pipeline = Pipeline([
+        ("pre", ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+                                   ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()),
+                                    ["island", "sex"])])),
+        ("clf", LogisticRegression(max_iter=2000)),
+    ]).fit(frame, y)
+    model = load_model(sio.dumps(pipeline), "penguins.skops")  # the pipeline refused in issue 10
+    schema = model.schema
+    assert [c.kind for c in schema.columns] == ["categorical", "numeric", "numeric", "numeric", "numeric",
+                                                "categorical", "unused"]
+    X = np.array([schema.encode(list(row)).x for row in frame.itertuples(index=False)])
+    np.testing.assert_allclose(model.predict_proba(X), pipeline.predict_proba(frame), rtol=0, atol=1e-10)
+    assert list(model.classes) == ["Adelie", "Chinstrap", "Gentoo"]

@@ -78,6 +78,32 @@ def main():
     X, y = load_iris(return_X_y=True)
     data = sio.dumps(LogisticRegression(max_iter=500).fit(X, y))
     write("truncated.skops", data[: len(data) // 2])
+    hostile_pipelines(X, y)
+
+
+def hostile_pipelines(X, y):
+    """Pipelines that would run code on loading or predicting: an untrusted type smuggled inside a
+    ColumnTransformer, FunctionTransformers with a lambda or a numpy function, and a scikit-learn step
+    (trusted by skops's defaults) that cannot be folded. They refer to canary_payload.py beside this
+    script, so the tests can see whether anything ran."""
+    import canary_payload
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
+
+    def dump(name, preprocess):
+        pipeline = Pipeline([("pre", preprocess), ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+        write(name, sio.dumps(pipeline))
+
+    dump("skops_untrusted_in_column_transformer.skops", ColumnTransformer(
+        [("num", StandardScaler(), [0, 1]), ("evil", canary_payload.CanaryTransformer(), [2, 3])]))
+    dump("skops_function_transformer_lambda.skops", ColumnTransformer(
+        [("num", StandardScaler(), [0, 1]), ("shout", FunctionTransformer(canary_payload.shout), [2, 3])]))
+    dump("skops_function_transformer_numpy.skops", ColumnTransformer(
+        [("num", StandardScaler(), [0, 1]), ("log", FunctionTransformer(np.log1p), [2, 3])]))
+    dump("skops_polynomial.skops", ColumnTransformer([("poly", PolynomialFeatures(), [0, 1, 2, 3])]))
 
 
 if __name__ == "__main__":

@@ -113,5 +113,5 @@ def logistic_path(coef, intercept, x0, target, lams):
     proba = np.empty((X.shape[0], 2))
     proba[:, other] = sig
     proba[:, target] = expit(-s)
-    floor = round_off_floor(lams, distance, math.sqrt(cc))
+    floor = round_off_floor(lams, np.linalg.norm(X, axis=1) + np.linalg.norm(x0), math.sqrt(cc))
     return X, energy, grad_norm, proba, floor

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import scipy.optimize
 
-from ._iteration import ARMIJO, MAX_BACKTRACKS, SHRINK, MethodOutcome, final_status, round_off_floor
+from ._iteration import ARMIJO, MAX_BACKTRACKS, SHRINK, MethodOutcome, final_status, full_space_floor
 from ._objective import full_energy_and_gradient, neg_log_proba
 
 BFGS_MAX_BYTES = 2**30  # BFGS keeps a dense D x D inverse Hessian
@@ -51,7 +51,7 @@ def _finish(objective, x, n_iter, hit_max_iter, tol, coef_rel, lam, x0, lower=No
     if lower is not None:  # with bounds, the projected gradient is what vanishes
         gradient = x - np.clip(x - gradient, lower, upper)
     grad_norm = float(np.linalg.norm(gradient))
-    floor = round_off_floor(lam, float(np.linalg.norm(x - x0)), float(np.linalg.norm(coef_rel)))
+    floor = full_space_floor(lam, x, x0, float(np.linalg.norm(coef_rel)))
     return MethodOutcome(x, proba, energy, grad_norm, n_iter, final_status(energy, grad_norm, tol, floor, hit_max_iter),
                          floor)
 

@@ -90,12 +90,20 @@ def predicted_decrease(iterate: Iterate, direction: SearchDirection, step: float
     return decrease
 
 
-def round_off_floor(lam, distance, operator_norm):
-    """``100 eps (lam ||x - x0|| + ||Abar|| + 1)``: below this the gradient norm is round-off.
+def round_off_floor(lam, magnitude, operator_norm):
+    """``100 eps (lam m + ||Abar|| + 1)``: below this the gradient norm is round-off.
 
-    Works elementwise on arrays of ``lam`` and ``distance``.
+    The gradient ``lam (x - x0) + Abar^T p`` is computed with an error of a few ulps of its terms, and
+    the iterate itself is stored to ``eps |x|``, so no iterate's gradient is known better than
+    ``lam eps |x|``: ``m`` is ``||x|| + ||x0||`` in the full space and ``||u||`` in the reduced space
+    (where x0 is not an unknown). Works elementwise on arrays of ``lam`` and ``m``.
     """
-    return FLOOR_ULPS * EPS * (lam * distance + operator_norm + 1.0)
+    return FLOOR_ULPS * EPS * (lam * magnitude + operator_norm + 1.0)
+
+
+def full_space_floor(lam, x, x0, operator_norm) -> float:
+    """:func:`round_off_floor` of an iterate ``x`` of the full-space energy."""
+    return round_off_floor(lam, float(np.linalg.norm(x)) + float(np.linalg.norm(x0)), operator_norm)
 
 
 def energy_unchanged(energy: float, trial_energy: float) -> bool:

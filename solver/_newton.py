@@ -26,6 +26,7 @@ from ._iteration import (
     SearchDirection,
     accept_unit_step,
     backtrack,
+    full_space_floor,
     predicted_decrease,
     round_off_floor,
     spd_solve,
@@ -33,7 +34,7 @@ from ._iteration import (
     succeeded,
 )
 from ._objective import neg_log_proba, neg_log_proba_rows
-from ._result import CONVERGED, MAX_ITER, NON_FINITE, HistoryRecorder
+from ._result import CONVERGED, MAX_ITER, NON_FINITE, ROUND_OFF, HistoryRecorder
 
 
 def newton(energy, point, tol: float, max_iter: int, recorder: HistoryRecorder | None) -> MethodOutcome:
@@ -66,6 +67,13 @@ def newton(energy, point, tol: float, max_iter: int, recorder: HistoryRecorder |
                 break
             step = float(BACKTRACK_STEPS[index])
             trial = energy.evaluate(energy.point_at(current, direction, step))
+        if trial.grad_norm > 0.5 * current.grad_norm and current.grad_norm <= energy.floor(current):
+            # At the round-off floor a step can be accepted without changing anything (Armijo holds
+            # within round-off): Newton has stopped improving, so stop rather than run to max_iter.
+            status = ROUND_OFF
+            if trial.grad_norm < current.grad_norm:
+                current = trial
+            break
         current = trial
         if recorder is not None:
             recorder.add(current.energy, current.grad_norm, current.proba, step, time.perf_counter())
@@ -192,7 +200,7 @@ class FullEnergy:
         return 0.5 * self.lam * (rr + 2.0 * steps * rd + steps**2 * dd) + values, steps * direction.slope
 
     def floor(self, current: Iterate) -> float:
-        return round_off_floor(self.lam, float(np.linalg.norm(current.point - self.x0)), self.b_norm)
+        return full_space_floor(self.lam, current.point, self.x0, self.b_norm)
 
     def outcome(self, current: Iterate, n_iter: int, status: int) -> MethodOutcome:
         return MethodOutcome(current.point, current.proba, current.energy, current.grad_norm, n_iter, status,

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._iteration import Iterate, MethodOutcome, SearchDirection, round_off_floor, spd_solve
+from ._iteration import Iterate, MethodOutcome, SearchDirection, full_space_floor, spd_solve
 from ._newton import newton
 from ._objective import neg_log_proba, neg_log_proba_rows
 
@@ -77,7 +77,7 @@ class BoundedEnergy:
         return energies, steps * direction.slope + (points - current.point) @ direction.active_grad
 
     def floor(self, current: Iterate) -> float:
-        return round_off_floor(self.lam, float(np.linalg.norm(current.point - self.x0)), self.b_norm)
+        return full_space_floor(self.lam, current.point, self.x0, self.b_norm)
 
     def outcome(self, current: Iterate, n_iter: int, status: int) -> MethodOutcome:
         return MethodOutcome(current.point, current.proba, current.energy, current.grad_norm, n_iter, status,

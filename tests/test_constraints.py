@@ -248,3 +248,23 @@ def test_constraint_arguments_are_validated():
         closest_with_probability(model, x0, 0, 1.0)
     with pytest.raises(ValueError, match="margin must be"):
         minimal_flip(model, x0, 0, margin=-1)
+
+
+def test_projected_newton_stops_at_round_off_for_a_huge_lam_and_a_source_outside_its_ranges():
+    """Regression: at lam = 1e8 with raw-unit features (|x0| ~ 1e4) and x0 above one range, every unit step
+    was accepted without changing anything and the solve ran to max_iter (German credit, duration > 24)."""
+    rng = np.random.default_rng(21)
+    model = random_model(rng, 2, 6, scale=0.01)
+    x0 = rng.uniform(1e3, 1e4, 6)
+    upper = np.full(6, np.inf)
+    upper[2] = x0[2] - 500.0
+    lam = 1e8
+    res = invert(model, x0, 1, lam, bounds=(np.full(6, -np.inf), upper))
+    assert res.success and res.n_iter <= 5, res.message
+    assert res.x[2] == upper[2] and 2 in res.at_upper
+    # free features satisfy x_j = x0_j - (A^T (p - e_k))_j / lam, to the precision x itself is stored in
+    p = model.predict_proba(res.x)
+    p[1] -= 1.0
+    stationary = x0 - model.coef.T @ p / lam
+    free = np.arange(6) != 2
+    assert np.all(np.abs(res.x[free] - stationary[free]) <= 4 * np.finfo(float).eps * np.abs(x0[free]))

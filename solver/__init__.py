@@ -13,10 +13,20 @@ from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_estimator, load_model
 from ._model import SoftmaxModel
 from ._probability import closest_with_probability
-from ._recourse import RecourseResult, recourse, recourse_front
 from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
 from ._schema import FeatureSchema, SchemaColumn
 from ._sklearn import UnsupportedEstimatorError
+
+_LAZY = {"RecourseResult", "recourse", "recourse_front"}  # scipy.optimize's MILP: loaded on first use
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import _recourse
+
+        return getattr(_recourse, name)
+    raise AttributeError(f"module 'solver' has no attribute {name!r}")
+
 
 __all__ = [
     "CounterfactualResult",

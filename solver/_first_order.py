@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import scipy.optimize
 
 from ._iteration import ARMIJO, MAX_BACKTRACKS, SHRINK, MethodOutcome, final_status, full_space_floor
 from ._objective import full_energy_and_gradient, neg_log_proba
@@ -156,6 +155,8 @@ def scipy_method(method, coef_rel, intercept_rel, x0, target, lam, x, tol, max_i
                  upper=None) -> MethodOutcome:
     """BFGS or L-BFGS (memory 4; L-BFGS-B with bounds) from scipy, stopped on ``||grad|| <= tol``
     (the projected gradient with bounds)."""
+    import scipy.optimize  # imported where used: ~0.25 s at start-up, before the first counterfactual
+
     objective = _Objective(coef_rel, intercept_rel, x0, target, lam)
     if lower is not None:
         x = np.clip(x, lower, upper)

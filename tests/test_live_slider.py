@@ -26,6 +26,13 @@ const live = await import(process.argv[2]);
 const jobs = JSON.parse(readFileSync(process.argv[3], "utf8"));
 const results = [];
 for (const job of jobs) {
+  if (job.kind === "negLogProba") {
+    results.push(job.rows.map(([w, target]) => {
+      const proba = new Float64Array(w.length);
+      return { value: live.negLogProba(Float64Array.from(w), target, proba), proba: Array.from(proba) };
+    }));
+    continue;
+  }
   if (job.kind === "pixels") {
     const x = Float64Array.from(job.x), x0 = Float64Array.from(job.x0);
     const grey = new Uint8Array(4 * x.length), diff = new Uint8Array(4 * x.length);
@@ -211,6 +218,27 @@ def test_node_distance_uses_the_users_units_under_costs(node_run):
     for frame in frames:
         reference = invert(model, x0, 2, frame["lam"], **arguments)
         assert frame["distance"] == pytest.approx(np.linalg.norm(reference.x - x0), rel=1e-9)
+
+
+def test_node_neg_log_proba_keeps_the_digits_when_the_target_dominates(node_run):
+    import math
+
+    from scipy.special import logsumexp, softmax
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for shift in (-60.0, -30.0, -12.0, -1.0, 0.5, 3.0, 40.0):
+        w = rng.normal(shift, 2.0, 7)
+        w[3] = 0.0  # relative logits: the target's is zero
+        rows.append((w.tolist(), 3))
+    results = node_run([dict(kind="negLogProba", rows=rows)])[0]
+    for (w, target), result in zip(rows, results):
+        w = np.array(w)
+        others = [math.exp(v) for i, v in enumerate(w) if i != target]
+        # -log p_k = log1p(sum of the others) when the target dominates: tiny, and exact to the last digits
+        reference = math.log1p(math.fsum(others)) if w.max() <= 0 else float(logsumexp(w))
+        assert result["value"] == pytest.approx(reference, rel=1e-14, abs=0.0)
+        assert np.allclose(result["proba"], softmax(w), rtol=1e-13, atol=0.0)
 
 
 def test_node_pixels_equal_the_servers_triptych(node_run):

@@ -40,8 +40,9 @@ DEFAULT_LABEL = "log₁₀ λ  (left: bolder change, right: closer to the source
 # Largest payload sent to the page (MNIST with the pixel range: about 190 kB).
 MAX_PAYLOAD_BYTES = 8 * 2**20
 # Largest K^2 D' (multiply-adds of one projected Newton iteration's K x K system) the page solves live.
-# Measured in Chromium by benchmarks/live_slider_benchmark.py: MNIST (K = 10, D = 784) is 7.8e4.
-MAX_PROJECTED_WORK = 2_000_000
+# benchmarks/live_slider_benchmark.py in Chromium, K = 51: 1.3e6 (D = 500) holds 58 of 60 frames per second
+# at a median 2.5 ms solve+draw; 2.6e6 (D = 1000) drops to 53 fps, 5.2e6 to 43. MNIST (K = 10, D = 784) is 7.8e4.
+MAX_PROJECTED_WORK = 1_500_000
 TOL = 1e-10
 MAX_ITER = {"reduced": 200, "projected": 500}  # solver.invert's defaults for newton and projected-newton
 
@@ -52,25 +53,42 @@ class LivePayload:
 
     Attributes
     ----------
-    data : bytes or None
-        The payload (None when the live view is off for this question).
+    header : dict or None
+        The question and the slider (None when the live view is off for this question).
+    arrays : bytes
+        The float64 arrays the header lists, packed.
     mode : str
         ``"reduced"``, ``"projected"``, or ``"off"``.
     reason : str
         Why the live view is off ("" when it is on).
     """
 
-    data: bytes | None
-    mode: str
+    header: dict | None
+    arrays: bytes = b""
+    mode: str = "off"
     reason: str = ""
 
     @property
     def live(self) -> bool:
-        return self.data is not None
+        return self.header is not None
+
+    def to_bytes(self, echo=None) -> bytes:
+        """uint32 header length, UTF-8 JSON header, zero padding to 8 bytes, then the float64 arrays.
+
+        ``echo`` is the nonce of the last release the server has taken in: the page ignores a value that
+        predates a release still on its way (fast arrow-key presses), instead of jumping back to it."""
+        if self.header is None:
+            raise ValueError(f"the live view is off: {self.reason}")
+        text = json.dumps(dict(self.header, echo=echo), allow_nan=False).encode()
+        return struct.pack("<I", len(text)) + text + b"\0" * (-(4 + len(text)) % 8) + self.arrays
+
+    @property
+    def data(self) -> bytes | None:
+        return self.to_bytes() if self.live else None
 
     @property
     def n_bytes(self) -> int:
-        return 0 if self.data is None else len(self.data)
+        return len(self.to_bytes()) if self.live else 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,22 +171,21 @@ def _lift_and_gram(posed: _Posed, n_features: int) -> tuple[np.ndarray, np.ndarr
     return result
 
 
-def _pack(header: dict, arrays: dict) -> bytes:
-    """uint32 header length, UTF-8 JSON header, zero padding to 8 bytes, then the float64 arrays."""
+def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:
+    """Offsets and lengths (in float64s) of the arrays, and their little-endian bytes end to end."""
     offsets, chunks, position = {}, [], 0
     for name, values in arrays.items():
         flat = np.ascontiguousarray(values, dtype="<f8").ravel()
         offsets[name] = [position, int(flat.size)]
         chunks.append(flat.tobytes())
         position += flat.size
-    text = json.dumps(dict(header, arrays=offsets), allow_nan=False).encode()
-    padding = -(4 + len(text)) % 8
-    return struct.pack("<I", len(text)) + text + b"\0" * padding + b"".join(chunks)
+    return offsets, b"".join(chunks)
 
 
 def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_lam_range=(-4.0, 2.0),
                   log_lam_step: float = 0.02, class_names=None, image_shape=None, immutable=None, cost=None,
-                  bounds=None, label: str = DEFAULT_LABEL, target_colour: str = "#1f77b4") -> LivePayload:
+                  bounds=None, label: str = DEFAULT_LABEL, target_colour: str = "#1f77b4",
+                  max_projected_work: float = MAX_PROJECTED_WORK) -> LivePayload:
     """Pose the question for the page and pack it, or say why the live view cannot run.
 
     Parameters
@@ -185,6 +202,8 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
         Draw the source, counterfactual and difference on canvases (requires ``height * width == D``).
     immutable, cost, bounds
         As in :func:`solver.invert`.
+    max_projected_work : float
+        With ranges, the largest ``K^2 D'`` solved live (benchmarks lift it to find where frames slow down).
 
     Returns
     -------
@@ -221,26 +240,25 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
                       note=_note("reduced", posed, n_features, basis.rank))
     else:
         work = n_classes**2 * n_free
-        if work > MAX_PROJECTED_WORK:
-            return LivePayload(None, "off", f"the live view is off: with feature ranges each Newton iteration "
-                               f"costs K²·D = {work:.2g} operations here (limit {MAX_PROJECTED_WORK:.1g}); "
+        if work > max_projected_work:
+            return LivePayload(None, mode="off", reason=f"the live view is off: with feature ranges each Newton iteration "
+                               f"costs K²·D = {work:.2g} operations here (limit {max_projected_work:.1g}); "
                                "the slider solves on the server when released")
         arrays.update(coef=scaled.coef, intercept=scaled.intercept, y0=posed.y0, lower=posed.lower,
                       upper=posed.upper, scale=posed.scale, free=posed.free.astype(np.float64), x0=x0)
         header.update(mode="projected", n_free=n_free, max_iter=MAX_ITER["projected"],
                       note=_note("projected", posed, n_features, None))
+    offsets, packed = _pack_arrays(arrays)
+    if len(packed) > MAX_PAYLOAD_BYTES:
+        return LivePayload(None, mode="off", reason=f"the live view is off: this question needs {len(packed) / 2**20:.1f}"
+                           f" MB in the browser (limit {MAX_PAYLOAD_BYTES / 2**20:.0f} MB); the slider solves on the server")
+    header["arrays"] = offsets
     digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
-    for name, values in arrays.items():
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+    digest.update(packed)
     # The slider's value and ends are not part of the key: moving them keeps the page's problem and warm start.
     header.update(key=digest.hexdigest()[:32],
                   log_lam=dict(value=float(np.clip(log_lam, low, high)), min=low, max=high, step=float(log_lam_step)))
-    data = _pack(header, arrays)
-    if len(data) > MAX_PAYLOAD_BYTES:
-        return LivePayload(None, "off", f"the live view is off: this question needs {len(data) / 2**20:.1f} MB in the "
-                           f"browser (limit {MAX_PAYLOAD_BYTES / 2**20:.0f} MB); the slider solves on the server")
-    return LivePayload(data, header["mode"])
+    return LivePayload(header, packed, header["mode"])
 
 
 def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
@@ -306,5 +324,9 @@ def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), k
         if log_lam is not None:
             st.session_state[state_key] = log_lam
 
-    _component()(key=key, data=payload.data, on_released_change=copy_back, width="stretch", height="content")
+    released = (st.session_state.get(key) or {}).get("released")
+    echo = released.get("nonce") if isinstance(released, dict) else None
+    echo = echo if isinstance(echo, (int, float)) and not isinstance(echo, bool) and np.isfinite(echo) else None
+    _component()(key=key, data=payload.to_bytes(echo), on_released_change=copy_back, width="stretch",
+                 height="content")
     return True

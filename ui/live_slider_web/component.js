@@ -552,6 +552,7 @@ class LiveView {
     this.root.liveStats = this.stats;
     this.dragging = false;
     this.payloadKey = null;
+    this.lastNonce = null;
   }
 
   setData(bytes, setStateValue) {
@@ -567,7 +568,10 @@ class LiveView {
     this.input.min = String(slider.min);
     this.input.max = String(slider.max);
     this.input.step = String(slider.step);
-    if (!this.dragging) {
+    // The server's value, unless it predates a release of ours still on its way (fast arrow-key presses):
+    // the server echoes the nonce of the last release it took in.
+    const behind = this.lastNonce !== null && h.echo !== this.lastNonce;
+    if (!this.dragging && !behind) {
       this.input.value = String(slider.value);
       this.render();
     }
@@ -633,7 +637,7 @@ class LiveView {
         const cell = element("td", "live-bar-cell");
         const fill = element("div", "live-bar");
         fill.style.background = colour;
-        fill.style.width = `${(100 * share).toFixed(1)}%`;
+        fill.style.transform = `scaleX(${share})`;  // a transform, not a width: no layout on every frame
         cell.append(fill);
         return [cell, fill];
       };
@@ -666,7 +670,7 @@ class LiveView {
     this.m.distance.value.textContent = Number(frame.distance.toPrecision(4)).toString();
     this.m.distance.delta.textContent = `${frame.nIter} Newton it. · ‖grad‖ ${frame.gradNorm.toExponential(1)}`;
     for (let i = 0; i < this.bars.length; i++) {
-      this.bars[i].fill.style.width = `${(100 * frame.proba[i]).toFixed(1)}%`;
+      this.bars[i].fill.style.transform = `scaleX(${frame.proba[i]})`;
       this.bars[i].value.textContent = frame.proba[i].toFixed(3);
     }
     if (this.canvases && frame.x) {
@@ -700,7 +704,8 @@ class LiveView {
       this.dragging = false;
       const logLam = Number(this.input.value);
       // A fresh nonce: releasing at the value the server already holds still reaches the server.
-      this.setStateValue("released", { log_lam: logLam, lam: Math.pow(10, logLam), nonce: Math.random() });
+      this.lastNonce = Math.random();
+      this.setStateValue("released", { log_lam: logLam, lam: Math.pow(10, logLam), nonce: this.lastNonce });
     };
     const onUp = () => { this.dragging = false; };
     this.input.addEventListener("input", onInput);

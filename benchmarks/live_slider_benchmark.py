@@ -12,7 +12,7 @@ The page records, for every frame it draws, the solve+draw time (performance.now
 and a requestAnimationFrame loop records which display frames showed a new solution: frames per second
 while dragging = display frames with a new solution / drag duration.
 
-    python benchmarks/live_slider_benchmark.py [--moves 300] [--releases 20] [--quick]
+    python benchmarks/live_slider_benchmark.py [--moves 400] [--releases 20] [--quick]
 """
 
 from __future__ import annotations
@@ -240,9 +240,11 @@ async def run(args):
 
     scenarios = SCENARIOS[:1] if args.quick else SCENARIOS
     ports = free_port(), free_port()
-    servers = [start(ROOT / "tests" / "apps" / "live_slider_app.py", ports[0]),
-               start(ROOT / "benchmarks" / "bare_app" / "app.py", ports[1])]
-    base, bare_base = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    servers = [start(ROOT / "benchmarks" / "bare_app" / "app.py", ports[1])]
+    if args.harness_url is None:
+        servers.append(start(ROOT / "tests" / "apps" / "live_slider_app.py", ports[0]))
+    base = args.harness_url or f"http://127.0.0.1:{ports[0]}"
+    bare_base = f"http://127.0.0.1:{ports[1]}"
     rows, latency = [], {"live": [], "bare": []}
     try:
         async with async_playwright() as playwright:
@@ -274,10 +276,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moves", type=int, default=400)
     parser.add_argument("--releases", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="MNIST only, a few releases (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="MNIST only, a few moves and releases (a smoke run)")
+    parser.add_argument("--harness-url", help="a harness already running (tests/apps/live_slider_app.py)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.moves, args.releases = min(args.moves, 100), 2
+        args.moves, args.releases = min(args.moves, 60), 1
     rows, latency = asyncio.run(run(args))
     print_table(rows)
     live, bare = np.median(latency["live"]), np.median(latency["bare"])

@@ -210,3 +210,13 @@ def make_gif(paths, target: Path) -> None:
     assert len(frames) == 4
     frames[0].save(target, save_all=True, append_images=frames[1:], duration=700, loop=0,
                    optimize=True)
+
+
+def test_benchmark_smoke_run(harness_url):
+    """benchmarks/live_slider_benchmark.py --quick against this harness, so the script cannot rot (no timing
+    is asserted: the machine is shared)."""
+    done = subprocess.run([sys.executable, "benchmarks/live_slider_benchmark.py", "--quick", "--harness-url", harness_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| MNIST, pixels in [0, 1] (K=10, D=784) | projected |" in done.stdout
+    assert "end of drag -> updated page" in done.stdout

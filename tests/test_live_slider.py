@@ -296,6 +296,8 @@ def test_bad_arguments_raise_value_errors_naming_them():
         live_slider.build_payload(model, x0, 0, -1.0, image_shape=(2, 2))
     with pytest.raises(ValueError, match="immutable"):
         live_slider.build_payload(model, x0, 0, -1.0, immutable=np.ones(5, dtype=bool))
+    with pytest.raises(ValueError, match="immutable"):
+        live_slider.build_payload(model, x0, 0, -1.0, immutable=[7])
     with pytest.raises(ValueError, match="cost"):
         live_slider.build_payload(model, x0, 0, -1.0, cost=-np.ones(5))
 

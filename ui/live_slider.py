@@ -122,7 +122,9 @@ def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=
         if values.dtype == bool:
             fixed = _per_feature(values, n, "immutable").astype(bool)
         elif values.size:
-            fixed[values.astype(int)] = True
+            if values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= n:
+                raise ValueError(f"immutable must be a boolean mask or feature indices in 0..{n - 1}")
+            fixed[values] = True
     weights = np.ones(n) if cost is None else _per_feature(cost, n, "cost")
     if not np.all(np.isfinite(weights)) or (weights < 0).any():
         raise ValueError("cost must be finite and >= 0 for every feature")
@@ -265,14 +267,14 @@ def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
     held = n_features - posed.free.size
     parts = [f"{held} feature(s) held"] if held else []
     if not np.all(posed.scale == 1.0):
-        parts.append("weighted costs")
+        parts.append("per-feature costs")
     if mode == "reduced":
-        method = f"exact Newton on the {rank} margin direction(s) (MATH.md §2)"
+        method = f"exact Newton in the {rank} direction(s) the model can see"
     else:
-        method = f"exact projected Newton on {posed.free.size} features within their ranges (MATH.md §6)"
-    constraints = f", {', '.join(parts)}" if parts else ""
-    return (f"Solved in your browser at every move of the thumb: {method}{constraints}; "
-            "the server takes over on release.")
+        method = f"exact projected Newton on {posed.free.size} feature(s), each kept in its range"
+    constraints = f" ({', '.join(parts)})" if parts else ""
+    return (f"Solved in your browser at every move of the thumb: {method}{constraints}. "
+            "The server takes over when you let go.")
 
 
 # -- Streamlit ------------------------------------------------------------------------------------------

@@ -153,21 +153,23 @@ _LIFTS_LOCK = threading.Lock()
 _LIFTS_MAX = 8
 
 
-def _lift_and_gram(posed: _Posed, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features, and ``L L^T`` (r x r); O(D K r) once per
-    model and column scaling, kept in a small cache keyed by content (model fingerprint, free set, costs)."""
+def _lift_and_gram(posed: _Posed, n_features: int, keep_lift: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (only if ``keep_lift``: images), and
+    ``L L^T`` (r x r); O(D K r) once per model and column scaling, kept in a small cache keyed by content
+    (model fingerprint, free set, costs)."""
+    key = (*posed.base_key, keep_lift)
     with _LIFTS_LOCK:
-        cached = _LIFTS.get(posed.base_key)
+        cached = _LIFTS.get(key)
         if cached is not None:
-            _LIFTS.move_to_end(posed.base_key)
+            _LIFTS.move_to_end(key)
             return cached
     basis = posed.model.reduced_basis()
     P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
     lift = np.zeros((basis.rank, n_features))
     lift[:, posed.free] = P_rows / posed.scale
-    result = (lift, lift @ lift.T)
+    result = (lift if keep_lift else None, lift @ lift.T)
     with _LIFTS_LOCK:
-        _LIFTS[posed.base_key] = result
+        _LIFTS[key] = result
         while len(_LIFTS) > _LIFTS_MAX:
             _LIFTS.popitem(last=False)
     return result
@@ -234,7 +236,7 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
     arrays = {"proba0": model.predict_proba(x0)}
     if posed.lower is None:
         basis = scaled.reduced_basis()
-        lift, gram = _lift_and_gram(posed, n_features)
+        lift, gram = _lift_and_gram(posed, n_features, keep_lift=image_shape is not None)
         arrays.update(logits=scaled.coef @ posed.y0 + scaled.intercept, M=basis.M, gram=gram)
         if image_shape is not None:
             arrays.update(x0=x0, lift=lift)

@@ -1,0 +1,222 @@
+"""The live slider in a real browser: drag the thumb with the mouse in small steps and check that the view
+follows during the drag (not only on release), that what it shows equals Python's solver.invert at the
+lambda it shows, and that after release the server holds the same lambda and the same answer.
+
+The harness (tests/apps/live_slider_app.py) shows the component and, below it, the server's answer in
+full precision. Set LIVE_SLIDER_FRAMES=assets to keep the captured MNIST frames (README image sequence).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+
+from solver import invert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "apps"))
+import live_scenarios  # noqa: E402
+
+PROBA_TOL = 1e-9
+STEPS, STEP_PX = 36, 7  # a drag of about 250 px (1.8 decades of lambda) in small mouse moves
+START_LOG_LAM = 1.2  # MNIST's digit turns from 0 into the target 5 along the drag
+SERVER_TEXT = '[data-testid="stText"]'
+
+
+@pytest.fixture(scope="module")
+def harness_url():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "tests/apps/live_slider_app.py",
+                                "--server.headless", "true", "--server.port", str(port)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+            if process.poll() is not None:
+                raise RuntimeError(f"the harness exited: {process.stdout.read().decode()[-2000:]}")
+        else:
+            raise RuntimeError("the harness did not answer its health check within 120 s")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_scenario(browser, harness_url, name):
+    page = browser.new_page(viewport={"width": 900, "height": 1000})
+    page.goto(f"{harness_url}/?scenario={name}&log_lam={START_LOG_LAM}")
+    page.wait_for_selector(".live-slider[data-frames]", timeout=120_000)
+    page.wait_for_selector(SERVER_TEXT, timeout=120_000)
+    return page
+
+
+def shown(page) -> dict:
+    """What the component shows (its root's data attributes) and what the server shows, in one round trip."""
+    return page.evaluate("""() => {
+        const root = document.querySelector('.stBidiComponent [data-testid="stBidiComponentIsolated"]')
+            .shadowRoot.querySelector('.live-slider');
+        const canvas = root.querySelectorAll('.live-triptych canvas')[1];
+        return {...root.dataset, server: document.querySelector('[data-testid="stText"]').innerText,
+                pixels: canvas ? canvas.toDataURL() : null};
+    }""")
+
+
+def thumb_position(page):
+    """Where the thumb is on screen, from the range input's box and value."""
+    box = page.locator(".live-slider input[type=range]").bounding_box()
+    low, high, value = page.locator(".live-slider input[type=range]").evaluate(
+        "i => [Number(i.min), Number(i.max), Number(i.value)]")
+    half_thumb = 8
+    x = box["x"] + half_thumb + (value - low) / (high - low) * (box["width"] - 2 * half_thumb)
+    return x, box["y"] + box["height"] / 2
+
+
+def assert_matches_python(scenario, sample):
+    lam = float(sample["lam"])
+    assert lam == pytest.approx(10.0 ** float(sample["logLam"]), rel=4 * np.finfo(float).eps)
+    reference = invert(scenario.model, scenario.x0, scenario.target, lam, **scenario.arguments)
+    proba = np.array(json.loads(sample["proba"]))
+    assert np.abs(proba - reference.proba).max() <= PROBA_TOL, (lam, proba, reference.proba)
+    return reference
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist-free", "german", "german-ranges"])
+def test_dragging_solves_in_the_browser_and_the_server_follows_on_release(browser, harness_url, name, tmp_path):
+    scenario = live_scenarios.build(name)
+    page = open_scenario(browser, harness_url, name)
+    first = shown(page)
+    server = json.loads(first["server"])
+    assert server["fingerprint"] == scenario.model.fingerprint  # the browser solves the test's own model
+    assert server["mode"] == ("projected" if "bounds" in scenario.arguments else "reduced")
+    assert_matches_python(scenario, first)
+
+    capture = Path(os.environ.get("LIVE_SLIDER_FRAMES", tmp_path)) if name == "mnist" else None
+    x, y = thumb_position(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    samples, captured = [], []
+    for step in range(STEPS):
+        x -= STEP_PX  # leftwards: smaller lambda, bolder change
+        page.mouse.move(x, y)
+        samples.append(shown(page))
+        if capture is not None and step in (0, STEPS // 3, 2 * STEPS // 3, STEPS - 1):
+            captured.append(capture_frame(page, capture / f"live_slider_{len(captured)}.png"))
+
+    # The view changed at every move while the server heard nothing: it still shows the first answer.
+    lams = [s["logLam"] for s in samples]
+    assert len(set(lams)) >= STEPS - 4, lams
+    assert int(samples[-1]["frames"]) - int(first["frames"]) >= STEPS - 4
+    assert all(s["server"] == first["server"] for s in samples)
+    assert float(samples[-1]["logLam"]) < float(first["logLam"]) - 1.0
+    if scenario.image_shape is not None:
+        assert len({s["pixels"] for s in samples}) >= STEPS // 2  # the counterfactual image was redrawn
+    for sample in samples[:: STEPS // 6]:
+        assert_matches_python(scenario, sample)
+
+    page.mouse.up()
+    page.wait_for_function("(before) => document.querySelector('[data-testid=\"stText\"]').innerText !== before",
+                           arg=first["server"], timeout=60_000)
+    released = shown(page)
+    server = json.loads(released["server"])
+    assert server["log_lam"] == float(released["logLam"]) == float(samples[-1]["logLam"])
+    assert server["lam"] == pytest.approx(float(released["lam"]), rel=4 * np.finfo(float).eps)
+    assert np.abs(np.array(server["proba"]) - np.array(json.loads(released["proba"]))).max() <= PROBA_TOL
+    if capture is not None:
+        make_gif(captured, capture / "live_slider_drag.gif")
+    page.close()
+
+
+def test_arrow_keys_move_the_live_view_and_the_server(browser, harness_url):
+    scenario = live_scenarios.build("german")
+    page = open_scenario(browser, harness_url, "german")
+    before = shown(page)
+    page.locator(".live-slider input[type=range]").focus()
+    for _ in range(3):
+        previous = shown(page)["server"]
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("(b) => document.querySelector('[data-testid=\"stText\"]').innerText !== b",
+                               arg=previous, timeout=60_000)
+    after = shown(page)
+    assert float(after["logLam"]) == pytest.approx(float(before["logLam"]) + 0.06, abs=1e-12)
+    assert json.loads(after["server"])["log_lam"] == float(after["logLam"])
+    assert_matches_python(scenario, after)
+    page.close()
+
+
+def test_fast_arrow_keys_never_jump_back_to_a_stale_server_value(browser, harness_url):
+    """Each press is a release the server takes in with a rerun; the reruns of older presses must not pull
+    the slider back while newer ones are on their way (the server echoes the nonce of the release it took)."""
+    page = open_scenario(browser, harness_url, "mnist")
+    start = float(shown(page)["logLam"])
+    page.evaluate("""() => {
+        const root = document.querySelector('.stBidiComponent [data-testid="stBidiComponentIsolated"]')
+            .shadowRoot.querySelector('.live-slider');
+        window.__shownLams = [];
+        new MutationObserver(() => window.__shownLams.push(Number(root.dataset.logLam)))
+            .observe(root, {attributes: true, attributeFilter: ['data-log-lam']});
+    }""")
+    page.locator(".live-slider input[type=range]").focus()
+    for _ in range(8):
+        page.keyboard.press("ArrowRight", delay=15)
+    target = start + 8 * 0.02
+    page.wait_for_function("(t) => Math.abs(JSON.parse(document.querySelector('[data-testid=\"stText\"]').innerText)"
+                           ".log_lam - t) < 1e-9", arg=target, timeout=60_000)
+    time.sleep(0.5)  # any late rerun would show now
+    history = page.evaluate("() => window.__shownLams")
+    assert history[-1] == pytest.approx(target, abs=1e-9)
+    assert all(b >= a - 1e-12 for a, b in zip(history, history[1:])), history
+    page.close()
+
+
+def capture_frame(page, path: Path) -> Path:
+    """The slider, the metrics and the images (not the bars) as a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    top = page.locator(".live-slider").bounding_box()
+    bottom = page.locator(".live-images").bounding_box()
+    page.screenshot(path=str(path), clip=dict(x=top["x"], y=top["y"], width=top["width"],
+                                              height=bottom["y"] + bottom["height"] - top["y"]))
+    return path
+
+
+def make_gif(paths, target: Path) -> None:
+    from PIL import Image
+
+    frames = [Image.open(p).convert("RGB") for p in paths]
+    assert len(frames) == 4
+    frames[0].save(target, save_all=True, append_images=frames[1:], duration=700, loop=0,
+                   optimize=True)
+
+
+def test_benchmark_smoke_run(harness_url):
+    """benchmarks/live_slider_benchmark.py --quick against this harness, so the script cannot rot (no timing
+    is asserted: the machine is shared)."""
+    done = subprocess.run([sys.executable, "benchmarks/live_slider_benchmark.py", "--quick", "--harness-url", harness_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| MNIST, pixels in [0, 1] (K=10, D=784) | projected |" in done.stdout
+    assert "end of drag -> updated page" in done.stdout

@@ -1,0 +1,336 @@
+"""The live lambda slider (issue 11): a Streamlit components-v2 element that solves in the browser.
+
+The server poses the question once (model, instance, target, what may change) and ships it to the page as
+raw float64 bytes; the page then solves exactly at every input event while the thumb moves, with ports of
+the solver's reduced Newton (MATH.md section 2) and projected Newton (section 6) in
+``live_slider_web/component.js``, and redraws the counterfactual, the difference, the probability bars and
+the metrics. Only on release does it send the lambda back, and the rest of the page follows on the server.
+
+Two forms of the problem, as :func:`solver.invert` poses them:
+
+* ``"reduced"`` (no feature ranges): Newton on the K-1 margins. The page gets ``M = A P`` (K x r) and the
+  source logits; with locks or costs the column-scaled model of MATH.md section 6 (free features
+  ``y = sqrt(cost) x[free]``, fixed ones folded into the intercept). For images it also gets the lift
+  ``L`` (r x D, ``x = x0 + L^T u`` in the user's features) to draw pixels; otherwise the r x r Gram
+  matrix ``L L^T`` gives the distance, and the payload does not grow with D at all.
+* ``"projected"`` (feature ranges, e.g. pixels in [0, 1]): the free-feature weights ``A`` (K x D'), the
+  intercept, ``y0`` and the ranges; projected Newton costs O(D' K^2) per iteration, so the live view turns
+  itself off beyond :data:`MAX_PROJECTED_WORK` and the page falls back to the server slider.
+
+``build_payload`` is pure (numpy and the solver's public API); ``render`` mounts the component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from solver import SoftmaxModel
+
+WEB = Path(__file__).with_name("live_slider_web")
+COMPONENT_NAME = "inverse_classification.live_slider"
+DEFAULT_LABEL = "log₁₀ λ  (left: bolder change, right: closer to the source)"
+# Largest payload sent to the page (MNIST with the pixel range: about 190 kB).
+MAX_PAYLOAD_BYTES = 8 * 2**20
+# Largest K^2 D' (multiply-adds of one projected Newton iteration's K x K system) the page solves live.
+# benchmarks/live_slider_benchmark.py in Chromium, K = 51: 1.3e6 (D = 500) holds 58 of 60 frames per second
+# at a median 2.5 ms solve+draw; 2.6e6 (D = 1000) drops to 53 fps, 5.2e6 to 43. MNIST (K = 10, D = 784) is 7.8e4.
+MAX_PROJECTED_WORK = 1_500_000
+TOL = 1e-10
+MAX_ITER = {"reduced": 200, "projected": 500}  # solver.invert's defaults for newton and projected-newton
+
+
+@dataclass(frozen=True, eq=False)
+class LivePayload:
+    """What the page needs, or why the live view cannot run.
+
+    Attributes
+    ----------
+    header : dict or None
+        The question and the slider (None when the live view is off for this question).
+    arrays : bytes
+        The float64 arrays the header lists, packed.
+    mode : str
+        ``"reduced"``, ``"projected"``, or ``"off"``.
+    reason : str
+        Why the live view is off ("" when it is on).
+    """
+
+    header: dict | None
+    arrays: bytes = b""
+    mode: str = "off"
+    reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.header is not None
+
+    def to_bytes(self, echo=None) -> bytes:
+        """uint32 header length, UTF-8 JSON header, zero padding to 8 bytes, then the float64 arrays.
+
+        ``echo`` is the nonce of the last release the server has taken in: the page ignores a value that
+        predates a release still on its way (fast arrow-key presses), instead of jumping back to it."""
+        if self.header is None:
+            raise ValueError(f"the live view is off: {self.reason}")
+        text = json.dumps(dict(self.header, echo=echo), allow_nan=False).encode()
+        return struct.pack("<I", len(text)) + text + b"\0" * (-(4 + len(text)) % 8) + self.arrays
+
+    @property
+    def data(self) -> bytes | None:
+        return self.to_bytes() if self.live else None
+
+    @property
+    def n_bytes(self) -> int:
+        return len(self.to_bytes()) if self.live else 0
+
+
+@dataclass(frozen=True, eq=False)
+class _Posed:
+    """The problem as :func:`solver.invert` poses it: a model on the free features ``y``, ``y0``, ranges."""
+
+    model: SoftmaxModel
+    y0: np.ndarray
+    free: np.ndarray
+    scale: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    base_key: tuple  # content key of the column scaling (not of x0)
+
+
+def _per_feature(value, n: int, name: str) -> np.ndarray:
+    values = np.full(n, float(value)) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+    if values.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries, got shape {values.shape}")
+    return values
+
+
+def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=None) -> _Posed:
+    """MATH.md section 6 as the solver applies it: free features ``y = sqrt(cost) x[free]``, the fixed ones'
+    ``A_j x0_j`` folded into the intercept, ranges scaled to ``y``. With neither locks nor costs, the user's
+    own model and x0 (the solver does the same, so both sides see the same numbers)."""
+    n = model.n_features
+    fixed = np.zeros(n, dtype=bool)
+    if immutable is not None:
+        values = np.asarray(immutable)
+        if values.dtype == bool:
+            fixed = _per_feature(values, n, "immutable").astype(bool)
+        elif values.size:
+            if values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= n:
+                raise ValueError(f"immutable must be a boolean mask or feature indices in 0..{n - 1}")
+            fixed[values] = True
+    weights = np.ones(n) if cost is None else _per_feature(cost, n, "cost")
+    if not np.all(np.isfinite(weights)) or (weights < 0).any():
+        raise ValueError("cost must be finite and >= 0 for every feature")
+    free = np.flatnonzero(~fixed & (weights > 0))
+    if free.size == 0:
+        raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
+    scale = np.sqrt(weights[free])
+    lower = upper = None
+    if bounds is not None:
+        low, high = (_per_feature(b, n, name)[free] for b, name in zip(bounds, ("lower bounds", "upper bounds")))
+        if np.isfinite(low).any() or np.isfinite(high).any():
+            lower, upper = scale * low, scale * high
+    if free.size == n and np.all(scale == 1.0):
+        return _Posed(model, x0, free, scale, lower, upper, (model.fingerprint, "plain"))
+    key = free.tobytes() + b"|" + scale.tobytes()  # solver.Constraints.key: shares the model's cached basis
+    scaled = model.column_scaled(free, scale, key)
+    fixed = np.ones(n, dtype=bool)
+    fixed[free] = False
+    intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
+    base_key = (model.fingerprint, hashlib.sha256(key).hexdigest())
+    return _Posed(scaled.with_intercept(intercept), scale * x0[free], free, scale, lower, upper, base_key)
+
+
+_LIFTS: OrderedDict = OrderedDict()
+_LIFTS_LOCK = threading.Lock()
+_LIFTS_MAX = 8
+
+
+def _lift_and_gram(posed: _Posed, n_features: int, keep_lift: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (only if ``keep_lift``: images), and
+    ``L L^T`` (r x r); O(D K r) once per model and column scaling, kept in a small cache keyed by content
+    (model fingerprint, free set, costs)."""
+    key = (*posed.base_key, keep_lift)
+    with _LIFTS_LOCK:
+        cached = _LIFTS.get(key)
+        if cached is not None:
+            _LIFTS.move_to_end(key)
+            return cached
+    basis = posed.model.reduced_basis()
+    P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
+    lift = np.zeros((basis.rank, n_features))
+    lift[:, posed.free] = P_rows / posed.scale
+    result = (lift if keep_lift else None, lift @ lift.T)
+    with _LIFTS_LOCK:
+        _LIFTS[key] = result
+        while len(_LIFTS) > _LIFTS_MAX:
+            _LIFTS.popitem(last=False)
+    return result
+
+
+def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:
+    """Offsets and lengths (in float64s) of the arrays, and their little-endian bytes end to end."""
+    offsets, chunks, position = {}, [], 0
+    for name, values in arrays.items():
+        flat = np.ascontiguousarray(values, dtype="<f8").ravel()
+        offsets[name] = [position, int(flat.size)]
+        chunks.append(flat.tobytes())
+        position += flat.size
+    return offsets, b"".join(chunks)
+
+
+def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_lam_range=(-4.0, 2.0),
+                  log_lam_step: float = 0.02, class_names=None, image_shape=None, immutable=None, cost=None,
+                  bounds=None, label: str = DEFAULT_LABEL, target_colour: str = "#1f77b4",
+                  max_projected_work: float = MAX_PROJECTED_WORK) -> LivePayload:
+    """Pose the question for the page and pack it, or say why the live view cannot run.
+
+    Parameters
+    ----------
+    model : SoftmaxModel
+    x0 : array_like (D,)
+    target : int
+    log_lam : float
+        The slider's value, log10 of lambda.
+    log_lam_range, log_lam_step
+        The slider's ends and step (log10 units).
+    class_names : sequence of str, optional
+    image_shape : (height, width), optional
+        Draw the source, counterfactual and difference on canvases (requires ``height * width == D``).
+    immutable, cost, bounds
+        As in :func:`solver.invert`.
+    max_projected_work : float
+        With ranges, the largest ``K^2 D'`` solved live (benchmarks lift it to find where frames slow down).
+
+    Returns
+    -------
+    LivePayload
+        O(K r) floats in reduced form (plus r D for an image's lift); O(K D') in projected form.
+    """
+    if not isinstance(model, SoftmaxModel):
+        raise ValueError(f"model must be a solver.SoftmaxModel, got {type(model).__name__}")
+    x0 = np.asarray(x0, dtype=np.float64)
+    n_classes, n_features = model.n_classes, model.n_features
+    if x0.shape != (n_features,) or not np.all(np.isfinite(x0)):
+        raise ValueError(f"x0 must be a finite vector of {n_features} features")
+    if not (isinstance(target, (int, np.integer)) and 0 <= target < n_classes):
+        raise ValueError(f"target must be a class index in 0..{n_classes - 1}, got {target!r}")
+    target = int(target)
+    if image_shape is not None and int(np.prod(image_shape)) != n_features:
+        raise ValueError(f"image_shape {tuple(image_shape)} does not hold {n_features} features")
+    names = [str(c) for c in (model.classes if class_names is None else class_names)]
+    posed = pose(model, x0, immutable, cost, bounds)
+    scaled = posed.model
+    n_free = posed.free.size
+    low, high = map(float, log_lam_range)
+    header = dict(version=1, target=target, n_classes=n_classes, n_features=n_features, class_names=names,
+                  target_colour=target_colour, tol=TOL, label=label,
+                  image_shape=None if image_shape is None else [int(s) for s in image_shape])
+    arrays = {"proba0": model.predict_proba(x0)}
+    if posed.lower is None:
+        basis = scaled.reduced_basis()
+        lift, gram = _lift_and_gram(posed, n_features, keep_lift=image_shape is not None)
+        arrays.update(logits=scaled.coef @ posed.y0 + scaled.intercept, M=basis.M, gram=gram)
+        if image_shape is not None:
+            arrays.update(x0=x0, lift=lift)
+        header.update(mode="reduced", rank=basis.rank, max_iter=MAX_ITER["reduced"],
+                      note=_note("reduced", posed, n_features, basis.rank))
+    else:
+        work = n_classes**2 * n_free
+        if work > max_projected_work:
+            return LivePayload(None, mode="off", reason=f"the live view is off: with feature ranges each Newton iteration "
+                               f"costs K²·D = {work:.2g} operations here (limit {max_projected_work:.1g}); "
+                               "the slider solves on the server when released")
+        arrays.update(coef=scaled.coef, intercept=scaled.intercept, y0=posed.y0, lower=posed.lower,
+                      upper=posed.upper, scale=posed.scale, free=posed.free.astype(np.float64), x0=x0)
+        header.update(mode="projected", n_free=n_free, max_iter=MAX_ITER["projected"],
+                      note=_note("projected", posed, n_features, None))
+    offsets, packed = _pack_arrays(arrays)
+    if len(packed) > MAX_PAYLOAD_BYTES:
+        return LivePayload(None, mode="off", reason=f"the live view is off: this question needs {len(packed) / 2**20:.1f}"
+                           f" MB in the browser (limit {MAX_PAYLOAD_BYTES / 2**20:.0f} MB); the slider solves on the server")
+    header["arrays"] = offsets
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    digest.update(packed)
+    # The slider's value and ends are not part of the key: moving them keeps the page's problem and warm start.
+    header.update(key=digest.hexdigest()[:32],
+                  log_lam=dict(value=float(np.clip(log_lam, low, high)), min=low, max=high, step=float(log_lam_step)))
+    return LivePayload(header, packed, header["mode"])
+
+
+def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
+    held = n_features - posed.free.size
+    parts = [f"{held} feature(s) held"] if held else []
+    if not np.all(posed.scale == 1.0):
+        parts.append("per-feature costs")
+    if mode == "reduced":
+        method = f"exact Newton in the {rank} direction(s) the model can see"
+    else:
+        method = f"exact projected Newton on {posed.free.size} feature(s), each kept in its range"
+    constraints = f" ({', '.join(parts)})" if parts else ""
+    return (f"Solved in your browser at every move of the thumb: {method}{constraints}. "
+            "The server takes over when you let go.")
+
+
+# -- Streamlit ------------------------------------------------------------------------------------------
+_COMPONENT = None
+
+
+def _component():
+    global _COMPONENT
+    if _COMPONENT is None:
+        import streamlit as st
+
+        _COMPONENT = st.components.v2.component(
+            COMPONENT_NAME, html=(WEB / "component.html").read_text(), css=(WEB / "component.css").read_text(),
+            js=(WEB / "component.js").read_text())
+    return _COMPONENT
+
+
+def can_run_in_browser() -> bool:
+    """False under Streamlit's AppTest, which runs no JavaScript (the page then shows the server slider)."""
+    from streamlit import config  # AppTest patches config.get_option itself, not the st.get_option alias
+
+    return not config.get_option("global.appTest")
+
+
+def released_log_lam(value, log_lam_range) -> float | None:
+    """The log10 lambda the page sent on release, validated (it comes from the browser), or None."""
+    if not isinstance(value, dict):
+        return None
+    log_lam = value.get("log_lam")
+    if isinstance(log_lam, bool) or not isinstance(log_lam, (int, float)) or not np.isfinite(log_lam):
+        return None
+    low, high = log_lam_range
+    return float(np.clip(log_lam, low, high))
+
+
+def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), key: str = "live_lambda") -> bool:
+    """Mount the live slider for ``payload``; on release its lambda goes to ``st.session_state[state_key]``.
+
+    Returns False, rendering nothing, where the live view cannot run (the payload says it is off, or the
+    script runs under AppTest): the caller then shows its server slider instead.
+    """
+    import streamlit as st
+
+    if not payload.live or not can_run_in_browser():
+        return False
+
+    def copy_back():
+        log_lam = released_log_lam(st.session_state[key].get("released"), log_lam_range)
+        if log_lam is not None:
+            st.session_state[state_key] = log_lam
+
+    released = (st.session_state.get(key) or {}).get("released")
+    echo = released.get("nonce") if isinstance(released, dict) else None
+    echo = echo if isinstance(echo, (int, float)) and not isinstance(echo, bool) and np.isfinite(echo) else None
+    _component()(key=key, data=payload.to_bytes(echo), on_released_change=copy_back, width="stretch",
+                 height="content")
+    return True

@@ -13,6 +13,7 @@ from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_estimator, load_model
 from ._model import SoftmaxModel
 from ._probability import closest_with_probability
+from ._problem import Problem, pose_problem
 from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
 from ._schema import FeatureSchema, SchemaColumn
 from ._sklearn import UnsupportedEstimatorError
@@ -32,6 +33,8 @@ __all__ = [
     "CounterfactualResult",
     "DEFAULT_MARGIN",
     "FeatureSchema",
+    "Problem",
+    "pose_problem",
     "RowCounterfactual",
     "SchemaColumn",
     "UnsupportedEstimatorError",

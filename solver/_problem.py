@@ -73,7 +73,7 @@ class Problem:
 
 
 def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=None) -> Problem:
-    """Validate the constraint arguments and build the :class:`Problem` the solvers see."""
+    """Validate the constraint arguments and build the :class:`Problem` the solvers see (x0 validated)."""
     constraints = parse_constraints(model.n_features, immutable, cost, bounds)
     if constraints is None:
         return Problem(model, x0, None, x0)
@@ -86,3 +86,24 @@ def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=
     fixed[constraints.free] = False
     intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
     return Problem(scaled.with_intercept(intercept), constraints.to_reduced(x0), constraints, x0, rescaled=True)
+
+
+def pose_problem(model, x0, immutable=None, cost=None, bounds=None) -> Problem:
+    r"""The problem :func:`invert` and the questions solve, in the solver's coordinates (MATH.md section 6).
+
+    With immutable features or costs the distance :math:`\sum_j c_j (x_j - x_{0j})^2` becomes the plain one
+    in ``y = sqrt(c) x[free]``: ``problem.model`` is the column-scaled model (its basis cached on the
+    user's model, shared by every instance), the fixed features' contribution is in its intercept,
+    ``problem.x0`` is ``y0`` and ``problem.lower``/``upper`` are the ranges of ``y``. Without them it is
+    the user's own model and x0. For code that solves the same problem elsewhere (the dashboard's
+    in-browser slider).
+
+    Raises
+    ------
+    ValueError
+        For invalid arguments, naming the argument.
+    """
+    from ._validation import check_instance
+
+    model = check_model(model)
+    return pose(model, check_instance(x0, model.n_features), immutable, cost, bounds)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver import SoftmaxModel
+from solver import SoftmaxModel, pose_problem
 
 WEB = Path(__file__).with_name("live_slider_web")
 COMPONENT_NAME = "inverse_classification.live_slider"
@@ -104,48 +104,19 @@ class _Posed:
     base_key: tuple  # content key of the column scaling (not of x0)
 
 
-def _per_feature(value, n: int, name: str) -> np.ndarray:
-    values = np.full(n, float(value)) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
-    if values.shape != (n,):
-        raise ValueError(f"{name} must have {n} entries, got shape {values.shape}")
-    return values
-
-
 def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=None) -> _Posed:
-    """MATH.md section 6 as the solver applies it: free features ``y = sqrt(cost) x[free]``, the fixed ones'
-    ``A_j x0_j`` folded into the intercept, ranges scaled to ``y``. With neither locks nor costs, the user's
-    own model and x0 (the solver does the same, so both sides see the same numbers)."""
+    """The problem exactly as the solver poses it (:func:`solver.pose_problem`), with a content key for the
+    column scaling: free features ``y = sqrt(cost) x[free]``, the fixed ones folded into the intercept."""
+    problem = pose_problem(model, x0, immutable, cost, bounds)
     n = model.n_features
-    fixed = np.zeros(n, dtype=bool)
-    if immutable is not None:
-        values = np.asarray(immutable)
-        if values.dtype == bool:
-            fixed = _per_feature(values, n, "immutable").astype(bool)
-        elif values.size:
-            if values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= n:
-                raise ValueError(f"immutable must be a boolean mask or feature indices in 0..{n - 1}")
-            fixed[values] = True
-    weights = np.ones(n) if cost is None else _per_feature(cost, n, "cost")
-    if not np.all(np.isfinite(weights)) or (weights < 0).any():
-        raise ValueError("cost must be finite and >= 0 for every feature")
-    free = np.flatnonzero(~fixed & (weights > 0))
-    if free.size == 0:
-        raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
-    scale = np.sqrt(weights[free])
-    lower = upper = None
-    if bounds is not None:
-        low, high = (_per_feature(b, n, name)[free] for b, name in zip(bounds, ("lower bounds", "upper bounds")))
-        if np.isfinite(low).any() or np.isfinite(high).any():
-            lower, upper = scale * low, scale * high
-    if free.size == n and np.all(scale == 1.0):
-        return _Posed(model, x0, free, scale, lower, upper, (model.fingerprint, "plain"))
-    key = free.tobytes() + b"|" + scale.tobytes()  # solver.Constraints.key: shares the model's cached basis
-    scaled = model.column_scaled(free, scale, key)
-    fixed = np.ones(n, dtype=bool)
-    fixed[free] = False
-    intercept = model.intercept + model.coef[:, fixed] @ x0[fixed] if fixed.any() else model.intercept
-    base_key = (model.fingerprint, hashlib.sha256(key).hexdigest())
-    return _Posed(scaled.with_intercept(intercept), scale * x0[free], free, scale, lower, upper, base_key)
+    constraints = problem.constraints
+    free = np.arange(n) if constraints is None else constraints.free
+    scale = np.ones(n) if constraints is None else constraints.scale
+    if not problem.rescaled:
+        base_key = (model.fingerprint, "plain")
+    else:
+        base_key = (model.fingerprint, hashlib.sha256(constraints.key).hexdigest())
+    return _Posed(problem.model, problem.x0, free, scale, problem.lower, problem.upper, base_key)
 
 
 _LIFTS: OrderedDict = OrderedDict()

@@ -224,6 +224,33 @@ def test_the_data_page_takes_the_raw_table_the_pipeline_reads_and_a_bad_upload_c
     check = next(c.value for c in at.caption if c.value.startswith("Checked with your pipeline"))
     assert f"it predicts {target}" in check and "imputed by the pipeline: " in check
 
+    # levels may change, the dropped level (Biscoe) included: the answer is still a row the pipeline scores so
+    from ui import constraints
+
+    edited = at.session_state["constraints"].table.copy()
+    edited.loc[edited.feature.isin(["island", "sex"]), "level may change"] = True
+    at.session_state["constraints"] = constraints.what_may_change(dataset, edited, True)
+    at.run()
+    at.selectbox(key="_widget_instance").set_value(0).run()  # a Torgersen Adelie, asked to be a Chinstrap
+    at.selectbox(key="_widget_target").set_value(list(pipe.classes_).index("Chinstrap")).run()
+    at.number_input(key="_widget_alpha").set_value(0.95).run()
+    button(at, "Closest with p(").click().run()
+    answer = at.session_state["answer"]
+    assert answer.result.success and answer.result.level_changes  # cheaper on another island
+    k = answer.result.target
+    written = pd.DataFrame([table.drop(columns="species").iloc[0]])  # the source row, decoded here
+    names = dataset.feature_names
+    for column in NUMBERS:
+        written[column] = answer.result.x[names.index(column)]
+    for column in ("island", "sex"):
+        on = [n.split("=", 1)[1] for n in names if n.startswith(column + "=") and answer.result.x[names.index(n)] == 1]
+        written[column] = on[0]
+    assert pipe.predict(written)[0] == at.session_state["model"].classes[k]
+    assert pipe.predict_proba(written)[0][k] >= 0.95 - 1e-12
+    for page in ("pages/trajectories.py", "pages/race.py"):  # every page works on a pipeline's rows
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+
     before = snapshot(at)
     at.switch_page("pages/data.py").run()
     at.file_uploader[0].set_value(("broken.csv", b"\x00\x01garbage" * 100, "text/csv")).run()

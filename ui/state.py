@@ -8,6 +8,7 @@ models by (data hash, parameters).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,8 +298,6 @@ def current_pipeline() -> pipeline.PipelineTable | None:
 def check_with_pipeline(read: pipeline.PipelineTable, index: int, x: np.ndarray) -> pipeline.RowCheck:
     """The answer ``x`` for row ``index`` written as a row and judged by the pipeline, kept for this
     session until another answer is checked."""
-    import hashlib
-
     key = (read.pipeline.sha256, read.dataset.content_hash, int(index),
            hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest())
     kept = st.session_state.get(PIPELINE_CHECK)

@@ -6,9 +6,9 @@
 """
 
 from ._builtin import list_builtin, load_builtin, make_text_like, make_toy_2d
-from ._dataset import CategoricalGroup, DataError, Dataset, TabularEncoding
-from ._tabular import MissingValuesError, default_target
-from ._upload import LIMITS, parse_upload, table_columns
+from ._dataset import CategoricalGroup, DataError, Dataset, RawTable, TabularEncoding
+from ._tabular import MissingValuesError, check_table, default_target, tabular_from_table
+from ._upload import LIMITS, is_table_file, parse_upload, read_table, table_columns
 
 __all__ = [
     "LIMITS",
@@ -16,12 +16,17 @@ __all__ = [
     "DataError",
     "Dataset",
     "MissingValuesError",
+    "RawTable",
     "TabularEncoding",
+    "check_table",
     "default_target",
+    "is_table_file",
     "list_builtin",
     "load_builtin",
     "make_text_like",
     "make_toy_2d",
     "parse_upload",
+    "read_table",
     "table_columns",
+    "tabular_from_table",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._dataset import DataError, Dataset, TabularEncoding, make_dataset
+from ._dataset import DataError, Dataset, RawTable, TabularEncoding, make_dataset
 from ._tabular import tabular_from_frame
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -26,12 +26,15 @@ def _images(name, file, class_names, description) -> Dataset:
 
 
 def _sklearn_table(name, loader, description) -> Dataset:
-    bunch = loader()
+    """scikit-learn's bundled table; its table is ``loader(as_frame=True).frame``, the class codes in
+    ``target``, as a pipeline trained on it sees them."""
+    bunch = loader(as_frame=True)
     names = tuple(str(f) for f in bunch.feature_names)
-    return Dataset(name=name, X=np.asarray(bunch.data, dtype=np.float64), y=bunch.target.astype(np.int64),
+    table = RawTable(name=name, frame=bunch.frame, target="target", description=description)
+    return Dataset(name=name, X=bunch.data.to_numpy(dtype=np.float64), y=bunch.target.to_numpy(dtype=np.int64),
                    class_names=tuple(str(c) for c in bunch.target_names), feature_names=names, kind="tabular",
                    encoding=TabularEncoding(tuple((f, i) for i, f in enumerate(names)), (), names),
-                   description=description)
+                   description=description, table=table, table_rows=np.arange(len(bunch.frame)))
 
 
 def _mnist() -> Dataset:

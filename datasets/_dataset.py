@@ -7,10 +7,35 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 
 class DataError(ValueError):
     """A dataset or upload that cannot be used; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True, eq=False)
+class RawTable:
+    """A table as read, before any encoding: text stays text, a missing entry stays missing (NaN).
+
+    Attributes
+    ----------
+    name : str
+    frame : DataFrame
+        Every row as read, column names stripped of surrounding spaces. Treat it as read-only.
+    target : str
+        The class column.
+    description : str
+    """
+
+    name: str
+    frame: pd.DataFrame
+    target: str
+    description: str = ""
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c != self.target]
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,10 @@ class Dataset:
         For tabular data: which features are numeric columns and which are one-hot groups.
     description : str
         Where the data comes from and its licence.
+    table : RawTable or None
+        The table the rows were read from (tabular data read from a table), every row of it.
+    table_rows : ndarray (n,) int or None
+        Row ``i`` of ``X`` is row ``table_rows[i]`` (a position) of ``table.frame``.
     """
 
     name: str
@@ -71,10 +100,28 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     encoding: TabularEncoding | None = None
     description: str = ""
+    table: RawTable | None = None
+    table_rows: np.ndarray | None = None
 
     def __post_init__(self):
         self.X.setflags(write=False)
         self.y.setflags(write=False)
+        if (self.table is None) != (self.table_rows is None):
+            raise ValueError("table and table_rows go together")
+        if self.table_rows is not None:
+            rows = np.array(self.table_rows, dtype=np.int64)
+            if rows.shape != (self.X.shape[0],) or (rows.size and not 0 <= rows.min() <= rows.max() < len(self.table.frame)):
+                raise ValueError("table_rows must give one row of the table per row of X")
+            rows.setflags(write=False)
+            object.__setattr__(self, "table_rows", rows)
+
+    def source_rows(self, rows=None) -> pd.DataFrame | None:
+        """The table's rows behind ``X[rows]`` (all rows by default) as read, target included; None
+        without a table."""
+        if self.table is None:
+            return None
+        positions = self.table_rows if rows is None else self.table_rows[np.atleast_1d(rows)]
+        return self.table.frame.iloc[positions]
 
     @property
     def n_samples(self) -> int:

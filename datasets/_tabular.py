@@ -1,11 +1,15 @@
-"""Tables to feature matrices: numeric columns stay, text columns become one-hot groups."""
+"""Tables to feature matrices: numeric columns stay, text columns become one-hot groups.
+
+:func:`check_table` makes the checks every table passes (shape, header, target) and keeps it as read
+(:class:`RawTable`); :func:`tabular_from_table` encodes it for a model the app trains.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ._dataset import CategoricalGroup, DataError, Dataset, TabularEncoding, check_classes
+from ._dataset import CategoricalGroup, DataError, Dataset, RawTable, TabularEncoding, check_classes
 
 MAX_ROWS = 200_000
 MAX_COLUMNS = 1_000
@@ -50,13 +54,9 @@ def _missing_mask(frame: pd.DataFrame, numeric: dict[str, pd.Series]) -> pd.Data
     return mask
 
 
-def tabular_from_frame(frame: pd.DataFrame, target=None, name: str = "table", description: str = "",
-                       drop_missing: bool = False) -> Dataset:
-    """Build a tabular :class:`Dataset` from a DataFrame.
-
-    Numeric columns become features in their own units; text columns are one-hot encoded and
-    remembered as :class:`CategoricalGroup` so the UI can show and constrain them as one feature.
-    """
+def check_table(frame: pd.DataFrame, target=None, name: str = "table", description: str = "") -> RawTable:
+    """Check a table's size and header and resolve its target column (default: one named like a
+    label, else the last); the table itself is kept as it is: text stays text, missing stays missing."""
     if frame.shape[0] == 0:
         raise DataError("the table has a header but no data rows")
     if frame.shape[1] < 2:
@@ -65,13 +65,32 @@ def tabular_from_frame(frame: pd.DataFrame, target=None, name: str = "table", de
         raise DataError(f"the table has more than {MAX_ROWS:,} rows; sample it down before uploading")
     if frame.shape[1] > MAX_COLUMNS:
         raise DataError(f"the table has {frame.shape[1]:,} columns; at most {MAX_COLUMNS:,} are supported")
-    frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
     if len(set(frame.columns)) != len(frame.columns):
         raise DataError("the header has duplicate column names; give every column a distinct name")
     target = default_target(list(frame.columns)) if target is None else str(target)
     if target not in frame.columns:
         raise DataError(f"there is no column named {target!r}; columns are: {', '.join(frame.columns[:20])}")
+    return RawTable(name=name, frame=frame, target=target, description=description)
+
+
+def tabular_from_frame(frame: pd.DataFrame, target=None, name: str = "table", description: str = "",
+                       drop_missing: bool = False) -> Dataset:
+    """Build a tabular :class:`Dataset` from a DataFrame (:func:`check_table`, then
+    :func:`tabular_from_table`)."""
+    return tabular_from_table(check_table(frame, target, name, description), drop_missing)
+
+
+def tabular_from_table(table: RawTable, drop_missing: bool = False) -> Dataset:
+    """Encode a checked table for a model the app trains.
+
+    Numeric columns become features in their own units; text columns are one-hot encoded and
+    remembered as :class:`CategoricalGroup` so the UI can show and constrain them as one feature.
+    Rows with a missing or non-finite value are refused (:class:`MissingValuesError`), or dropped
+    with ``drop_missing``. The dataset keeps the whole table and which of its rows it holds.
+    """
+    frame, target, name, description = table.frame, table.target, table.name, table.description
+    rows = np.arange(frame.shape[0])
     notes = []
 
     numeric: dict[str, pd.Series] = {}
@@ -106,6 +125,7 @@ def tabular_from_frame(frame: pd.DataFrame, target=None, name: str = "table", de
             raise DataError(f"every row has a missing or non-finite value ({where}); nothing is left to train on")
         frame = frame.iloc[keep].reset_index(drop=True)
         numeric = {c: v.iloc[keep].reset_index(drop=True) for c, v in numeric.items()}
+        rows = keep
         notes.append(f"dropped {bad_rows.size} row(s) with missing values ({where})")
 
     labels = frame[target].astype(str).str.strip().to_numpy()
@@ -148,4 +168,6 @@ def tabular_from_frame(frame: pd.DataFrame, target=None, name: str = "table", de
         kind="tabular",
         encoding=TabularEncoding(tuple(numeric_index), tuple(groups), tuple(order)),
         description=description,
+        table=table,
+        table_rows=rows,
     )

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ._dataset import DataError, Dataset, make_dataset
-from ._tabular import MAX_COLUMNS, MAX_ROWS, tabular_from_frame
+from ._dataset import DataError, Dataset, RawTable, make_dataset
+from ._tabular import MAX_COLUMNS, MAX_ROWS, check_table, tabular_from_table
 
 MAX_UPLOAD_BYTES = 50 * 2**20
 MAX_ZIP_ENTRIES = 20_000
@@ -26,6 +26,8 @@ MAX_IMAGE_SIDE = 1024
 MAX_MODEL_SIDE = 64  # images larger than this are resized to 28 x 28
 MAX_ARRAY_ELEMENTS = 30_000_000
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+TABLE_EXTENSIONS = {".csv", ".tsv", ".txt"}
+PICKLE_EXTENSIONS = {".pkl", ".pickle", ".joblib"}
 
 LIMITS = {
     "file size": f"{MAX_UPLOAD_BYTES // 2**20} MB",
@@ -56,6 +58,46 @@ def parse_upload(data: bytes, filename: str, target: str | None = None, drop_mis
     DataError
         With a message that says what is wrong and what to do.
     """
+    name, data = _checked_file(data, filename)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in TABLE_EXTENSIONS:
+        return tabular_from_table(_read_table(data, name, suffix, target), drop_missing)
+    if suffix == ".npz":
+        return _parse_npz(data, name)
+    if suffix == ".zip":
+        return _parse_image_zip(data, name)
+    if suffix in PICKLE_EXTENSIONS:
+        raise DataError(f"{name} is a pickle; pickles can run code when loaded and are never opened here. Export the data as CSV or .npz")
+    raise DataError(f"{name}: unsupported file type {suffix or '(none)'}; upload a .csv/.tsv table, an .npz with X and y, or a .zip of class folders of images")
+
+
+def read_table(data: bytes, filename: str, target: str | None = None) -> RawTable:
+    """Read an uploaded CSV/TSV table as it is, for a pipeline that encodes it itself.
+
+    The same file and header checks as :func:`parse_upload` (size, binary content, delimiter, rows,
+    columns, distinct names, the target column), but nothing is encoded: text columns stay text and
+    missing entries stay missing (NaN); whoever encodes the table decides what it can read.
+
+    Raises
+    ------
+    DataError
+    """
+    name, data = _checked_file(data, filename)
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in PICKLE_EXTENSIONS:
+        raise DataError(f"{name} is a pickle; pickles can run code when loaded and are never opened here. Export the table as CSV")
+    if suffix not in TABLE_EXTENSIONS:
+        raise DataError(f"{name}: unsupported file type {suffix or '(none)'}; a table is a .csv, .tsv or .txt file")
+    return _read_table(data, name, suffix, target)
+
+
+def is_table_file(filename: str) -> bool:
+    """Whether an upload of this name is read as a table (:func:`read_table`)."""
+    return PurePosixPath(str(filename).replace("\\", "/")).suffix.lower() in TABLE_EXTENSIONS
+
+
+def _checked_file(data, filename) -> tuple[str, bytes]:
+    """The upload's base name and bytes, once they are bytes, not empty and within the size limit."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DataError("the upload must be bytes")
     data = bytes(data)
@@ -64,16 +106,7 @@ def parse_upload(data: bytes, filename: str, target: str | None = None, drop_mis
         raise DataError(f"{name} is empty")
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix in {".csv", ".tsv", ".txt"}:
-        return _parse_table(data, name, suffix, target, drop_missing)
-    if suffix == ".npz":
-        return _parse_npz(data, name)
-    if suffix == ".zip":
-        return _parse_image_zip(data, name)
-    if suffix in {".pkl", ".pickle", ".joblib"}:
-        raise DataError(f"{name} is a pickle; pickles can run code when loaded and are never opened here. Export the data as CSV or .npz")
-    raise DataError(f"{name}: unsupported file type {suffix or '(none)'}; upload a .csv/.tsv table, an .npz with X and y, or a .zip of class folders of images")
+    return name, data
 
 
 def table_columns(data: bytes, filename: str) -> list[str]:
@@ -107,7 +140,7 @@ def _sniff_delimiter(text: str, suffix: str) -> str:
         return "\t" if suffix == ".tsv" else ","
 
 
-def _parse_table(data, name, suffix, target, drop_missing) -> Dataset:
+def _read_table(data, name, suffix, target) -> RawTable:
     text = _decode_text(data, name)
     if not text.strip():
         raise DataError(f"{name} has no text")
@@ -122,8 +155,7 @@ def _parse_table(data, name, suffix, target, drop_missing) -> Dataset:
         raise DataError(f"{name} has {frame.shape[1]:,} columns; at most {MAX_COLUMNS:,} are supported")
     if frame.shape[0] > MAX_ROWS:
         raise DataError(f"{name} has more than {MAX_ROWS:,} rows; sample it down before uploading")
-    return tabular_from_frame(frame, target=target, name=name, drop_missing=drop_missing,
-                              description=f"Uploaded table (delimiter {delimiter!r}).")
+    return check_table(frame, target=target, name=name, description=f"Uploaded table (delimiter {delimiter!r}).")
 
 
 # -- archives ---------------------------------------------------------------------------------

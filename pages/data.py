@@ -12,8 +12,18 @@ with st.expander("What am I looking at?"):
         "The instances to explain and the data a model is trained on. Built-in datasets ship with the app (no "
         "downloads). Uploads stay in your session only: nobody else can see them, and a failed upload leaves "
         "your current data and model as they were. Images are scaled to [0, 1]; text columns of a table are "
-        "one-hot encoded and shown as one feature on the Explore page."
+        "one-hot encoded and shown as one feature on the Explore page.\n\n"
+        "With your own pipeline loaded on the Model page, a table with its input columns is read by the pipeline "
+        "itself, exactly as you trained it: text stays text, and rows with missing values stay where the pipeline "
+        "imputes them. Other data gets a default model."
     )
+
+read = state.current_pipeline()
+if read is not None:
+    columns = read.pipeline.schema.column_names
+    st.info(f"Your pipeline ({read.pipeline.filename}) is the model. Tables with its input columns ("
+            f"{', '.join(columns[:12])}{' …' if len(columns) > 12 else ''}) are read by it; other data gets a default "
+            "model.", icon=":material/account_tree:")
 
 builtin, upload = st.tabs(["Built-in datasets", "Upload"])
 with builtin:
@@ -21,9 +31,12 @@ with builtin:
     current = st.session_state[state.DATASET_NAME]
     choice = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0)
     if st.button("Load this dataset", type="primary", disabled=choice == current):
-        with st.spinner("Loading and training the default model…"):
-            state.set_dataset(choice, state.builtin_dataset(choice))
-        st.rerun()
+        with st.spinner("Loading…"):
+            message = state.load_builtin(choice)
+        if message:
+            st.error(message)
+        else:
+            st.rerun()
 
 with upload:
     st.markdown("A **CSV/TSV** table with a header row (pick the class column), an **.npz** with arrays `X` and "
@@ -57,7 +70,13 @@ d.metric("kind", dataset.kind)
 
 preview, balance, ranges = st.tabs(["Preview", "Class balance", "Feature ranges"])
 with preview:
-    if dataset.kind == "image":
+    if dataset.table is not None:
+        table = dataset.source_rows(range(min(50, dataset.n_samples))).drop(columns=dataset.table.target)
+        table.insert(0, "class", [dataset.class_names[k] for k in dataset.y[:50]])
+        st.dataframe(table.set_axis(pd.RangeIndex(len(table), name="#"), axis=0), width="stretch")
+        st.caption("The rows as read from the table (text as text, a missing value empty), numbered as on the "
+                   "Explore page.")
+    elif dataset.kind == "image":
         shown = min(dataset.n_classes, 10)
         rows = [int(i) for rank in (0, 1) for k in range(shown) for i in (dataset.y == k).nonzero()[0][rank:rank + 1]]
         st.plotly_chart(figures.image_grid(dataset.X[rows], dataset.image_shape,

@@ -1,4 +1,4 @@
-"""Model: train a softmax model or load one; accuracy, confusion matrix, class weights, download."""
+"""Model: train a softmax model or load one (a scikit-learn pipeline included); what it is, download."""
 
 from dataclasses import replace
 
@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 import solver
-from ui import figures, state
+from ui import figures, pipeline, state
 
 dataset = st.session_state[state.DATASET]
 st.title("Model")
@@ -14,9 +14,14 @@ with st.expander("What am I looking at?"):
     st.markdown(
         "The classifier being explained: p(x) = softmax(A x + b), one weight vector per class. Training fits "
         "scikit-learn's multinomial logistic regression (L2 penalty, strength 1/C) on a seeded train/test split. "
-        "Standardisation is folded into A and b, so counterfactuals are always posed in the features you see. "
-        "Model files are never unpickled: .npz/.json hold plain numbers, .skops files may contain only "
-        "LogisticRegression, StandardScaler and Pipeline."
+        "Standardisation is folded into A and b, so counterfactuals are always posed in the features you see.\n\n"
+        "Your own scikit-learn pipeline, saved with `skops.io.dump`, can be loaded too: a `Pipeline` or "
+        "`ColumnTransformer` of StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, OneHotEncoder, "
+        "OrdinalEncoder and SimpleImputer, ending in LogisticRegression, LogisticRegressionCV, "
+        "SGDClassifier(loss='log_loss') or LinearDiscriminantAnalysis. It is folded exactly into A and b over its "
+        "encoded columns and reads the current table in its own columns: load the table it was trained on on "
+        "the Data page first. Model files are never unpickled: every type in a .skops file is checked against "
+        "that list before anything is loaded, and .npz/.json files hold plain numbers."
     )
 
 train_tab, load_tab = st.tabs(["Train", "Load a model file"])
@@ -51,9 +56,26 @@ with load_tab:
 
 model = st.session_state[state.MODEL]
 trained = st.session_state[state.TRAINED]
+read = state.current_pipeline()
 st.subheader(f"Current model: {st.session_state[state.MODEL_LABEL]}")
 a, b, c = st.columns(3)
-if trained is not None:
+if read is not None:
+    schema = read.pipeline.schema
+    a.metric("pipeline accuracy on these rows", f"{read.accuracy:.1%}",
+             help=f"{dataset.n_samples:,} of the table's {len(dataset.table.frame):,} rows")
+    b.metric("encoded features", schema.n_features,
+             help=f"Shown here as {dataset.n_features} features: one per level of every categorical column.")
+    c.metric("fold check: max |Δp|", f"{read.fold_error:.1e}",
+             help="The largest difference between the probabilities the dashboard computes and your pipeline's own "
+                  f"predict_proba, over all {dataset.n_samples:,} rows (folded model over the pipeline's encoded "
+                  f"features: {read.encoded_fold_error:.1e}).")
+    st.markdown("**Steps**\n\n" + "\n".join(f"- `{step}`" for step in schema.steps))
+    st.markdown("**Columns by kind**\n\n" + "\n".join(
+        f"- {kind} ({len(names)}): {', '.join(names)}" for kind, names in pipeline.columns_by_kind(read).items()))
+    st.dataframe(pipeline.columns_table(read), width="stretch", hide_index=True)
+    for note in read.notes:
+        st.caption(note + ".")
+elif trained is not None:
     a.metric("train accuracy", f"{trained.train_accuracy:.1%}")
     b.metric("test accuracy", f"{trained.test_accuracy:.1%}")
     c.metric("fit time", f"{trained.fit_seconds:.2f} s",
@@ -74,6 +96,8 @@ if dataset.kind == "image":
                                        height_per_row=140), width="stretch")
 
 st.markdown("**Download**")
+if read is not None:
+    st.caption("The folded model over the features shown here (not your pipeline itself, which you already have).")
 cols = st.columns(len(solver.FORMATS))
 for col, fmt in zip(cols, solver.FORMATS):
     col.download_button(f".{fmt}", model.to_bytes(fmt), file_name=f"softmax_model.{fmt}",

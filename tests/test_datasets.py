@@ -180,3 +180,73 @@ def test_identifier_columns_are_dropped_and_regression_targets_refused():
     measurements = "\n".join(f"{i},{i * 1.37}" for i in range(300))
     with pytest.raises(DataError, match="looks like a measurement"):
         parse_upload(("x,y\n" + measurements).encode(), "reg.csv")
+
+
+# -- the raw table reader (a pipeline encodes the table itself) ---------------------------------
+def test_read_table_keeps_text_as_text_and_missing_as_missing():
+    raw = (datasets._builtin.DATA_DIR / "penguins.csv").read_bytes()
+    table = datasets.read_table(raw, "penguins.csv")
+    reference = pd.read_csv(io.BytesIO(raw))  # what a user's own pd.read_csv gives, and trained on
+    pd.testing.assert_frame_equal(table.frame, reference)
+    assert table.target == "species" and table.feature_columns == [c for c in reference.columns if c != "species"]
+    assert table.frame.sex.isna().sum() == 11 and table.frame.island.dtype == reference.island.dtype
+
+
+def test_read_table_allows_what_the_encoder_refuses():
+    table = datasets.read_table(corpus("missing_values.csv"), "m.csv")  # a NaN and an inf: kept as read
+    assert np.isnan(table.frame.a[1]) and np.isinf(table.frame.b[3])
+    with pytest.raises(MissingValuesError):
+        datasets.tabular_from_table(table)
+    assert datasets.read_table(corpus("all_nan.csv"), "all_nan.csv").frame.shape[0] > 0
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("empty.csv", "is empty"),
+    ("garbage.csv", "binary file"),
+    ("header_only.csv", "no data rows"),
+    ("pickled_model.pkl", "pickle"),
+    ("object_array.npz", "a table is a .csv, .tsv or .txt file"),
+    ("zip_bomb.zip", "a table is a .csv, .tsv or .txt file"),
+])
+def test_read_table_refuses_what_parse_upload_refuses(name, fragment):
+    with pytest.raises(DataError, match=fragment):
+        datasets.read_table(corpus(name), name)
+
+
+def test_read_table_checks_sizes_header_and_target():
+    with pytest.raises(DataError, match="the limit is 50 MB"):
+        datasets.read_table(b"a,b\n" + b"1,2\n" * (14 * 2**20), "big.csv")
+    wide = ",".join(f"c{i}" for i in range(1200)) + "\n" + ",".join("1" for _ in range(1200)) + "\n"
+    with pytest.raises(DataError, match="1,200 columns"):
+        datasets.read_table(wide.encode(), "wide.csv")
+    with pytest.raises(DataError, match="duplicate column names"):
+        datasets.read_table(b"a,a ,label\n1,2,x\n", "dup.csv")
+    with pytest.raises(DataError, match="no column named 'nope'"):
+        datasets.read_table(corpus("tabs.tsv"), "t.tsv", target="nope")
+    assert datasets.read_table(b" a ,b,label\n1,2,x\n", "spaces.csv").frame.columns.tolist() == ["a", "b", "label"]
+
+
+def test_an_encoded_table_keeps_its_table_and_which_rows_it_holds():
+    data = parse_upload(corpus("missing_values.csv"), "m.csv", drop_missing=True)
+    reference = pd.read_csv(CORPUS / "missing_values.csv")
+    assert data.table.frame.shape == reference.shape and data.table_rows.tolist() == [0, 2, 4, 5, 6, 7]
+    np.testing.assert_array_equal(data.X, reference.iloc[[0, 2, 4, 5, 6, 7]][["a", "b"]].to_numpy(dtype=float))
+    assert data.source_rows([1]).label.tolist() == ["x"] and not data.table_rows.flags.writeable
+    with pytest.raises(ValueError, match="one row of the table per row"):
+        datasets.Dataset(name="t", X=np.zeros((2, 1)), y=np.array([0, 1]), class_names=("a", "b"),
+                         feature_names=("f",), kind="tabular", table=data.table, table_rows=np.array([0, 99]))
+
+
+@pytest.mark.parametrize("name", ["german-credit", "penguins", "iris", "wine", "breast-cancer"])
+def test_tabular_builtins_keep_their_whole_table(name):
+    data = datasets.load_builtin(name)
+    frame = data.table.frame
+    if name == "penguins":
+        assert len(frame) == 344 and data.table_rows.tolist() == np.flatnonzero(frame.notna().all(axis=1)).tolist()
+    else:
+        assert data.table_rows.tolist() == list(range(len(frame)))
+    for column, index in data.encoding.numeric:
+        np.testing.assert_array_equal(data.X[:, index], frame[column].to_numpy(dtype=float)[data.table_rows])
+    for group in data.encoding.categorical:
+        levels = np.array(group.levels)[np.argmax(data.X[:, list(group.columns)], axis=1)]
+        assert levels.tolist() == frame[group.name].astype(str).str.strip().to_numpy()[data.table_rows].tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import constraints, explain, figures, solve, state, view
+from ui import constraints, explain, figures, pipeline, solve, state, view
 
 
 def instance_picker(q: solve.Question) -> None:
@@ -150,6 +150,11 @@ def counterfactual_view(q: solve.Question, what, shown: view.Shown) -> None:
                                 q.names[shown.predicted]))
         st.dataframe(table.drop(columns="kind"), width="stretch", hide_index=True,
                      column_config={explain.size_column(what.unit): st.column_config.NumberColumn(format="%.4g")})
+        read = state.current_pipeline()
+        if read is not None and shown.is_answer:  # the user's own pipeline judges the answer, as a row of its table
+            check = state.check_with_pipeline(read, q.index, shown.x)
+            line, agrees = pipeline.check_sentence(read, check, shown.predicted)
+            (st.caption if agrees else st.warning)(line)
 
 
 def downloads(q: solve.Question, shown: view.Shown) -> None:
@@ -159,8 +164,10 @@ def downloads(q: solve.Question, shown: view.Shown) -> None:
     what = {"slider": f"lam{shown.lam:.4g}" if shown.lam is not None else "slider", "flip": "smallest_flip",
             "alpha": "closest_with_p"}[shown.source]
     stem = f"counterfactual_{q.index}_to_{q.target_name}_{what}"
-    down_csv.download_button("Counterfactual (CSV)", lambda: solve.counterfactual_csv(dataset.feature_names, x0, x),
-                             file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
+    read = state.current_pipeline()
+    csv = ((lambda: pipeline.answer_csv(read, q.index, x)) if read is not None  # in the pipeline's own columns
+           else (lambda: solve.counterfactual_csv(dataset.feature_names, x0, x)))
+    down_csv.download_button("Counterfactual (CSV)", csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
     if dataset.kind == "image":
         down_png.download_button("Counterfactual (PNG)", lambda: solve.counterfactual_png(x, dataset.image_shape),
                                  file_name=f"{stem}.png", mime="image/png", on_click="ignore")

@@ -8,6 +8,7 @@ models by (data hash, parameters).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from datasets import Dataset
 from solver import CounterfactualResult, InversionPath, InversionResult, SoftmaxModel
 from training import TrainedModel, TrainingParams
 from training import train as train_model
-from ui import links
+from ui import links, pipeline
 from ui.constraints import WhatMayChange
 
 DEFAULT_DATASET = "mnist-5k"
@@ -29,11 +30,14 @@ DEFAULT_ALPHA = 0.9
 
 # -- every session-state key, declared once ------------------------------------------------------
 DATASET = "dataset"  # Dataset
-DATASET_NAME = "dataset_name"  # str: a built-in name, or "upload:<file name>"
+DATASET_NAME = "dataset_name"  # str: a built-in name, or "upload:<file name>", either + READ_BY + a pipeline's file
+READ_BY = " · read by "
 TRAINED = "trained"  # TrainedModel, or None for a loaded model file
 MODEL = "model"  # SoftmaxModel
 MODEL_LABEL = "model_label"  # str
 TRAIN_PARAMS = "train_params"  # TrainingParams of the last model trained here
+PIPELINE = "pipeline"  # pipeline.PipelineTable or None: the user's scikit-learn pipeline and what it read of the table
+PIPELINE_CHECK = "pipeline_check"  # PipelineCheck or None: the pipeline's own verdict on the last answer checked
 INSTANCE = "instance"  # int: row of the dataset
 TARGET = "target"  # int: class index
 CHOSEN_TARGET = "chosen_target"  # int or None: the target the user picked (kept when the instance changes)
@@ -88,6 +92,14 @@ class CachedPath:
     key: ProblemKey
     target: int
     path: InversionPath
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineCheck:
+    """The user's pipeline's verdict on one answer (a scikit-learn call costs milliseconds: made once)."""
+
+    key: tuple  # (pipeline file hash, data hash, instance, sha256 of the answer's x)
+    check: pipeline.RowCheck
 
 
 @dataclass(frozen=True)
@@ -169,12 +181,18 @@ def set_dataset(name: str, dataset: Dataset, params: TrainingParams | None = Non
     instance, target and what may change reset."""
     params = params or TrainingParams.default_for(dataset.kind)
     trained = train(dataset, params)
+    st.session_state[TRAIN_PARAMS] = params
+    new_question(name, dataset, trained.model, training_label(params), trained)
+
+
+def new_question(name: str, dataset: Dataset, model: SoftmaxModel, label: str, trained: TrainedModel | None = None
+                 ) -> None:
+    """Make ``dataset`` and ``model`` current; the instance, target and what may change reset."""
     st.session_state[DATASET_NAME] = name
     st.session_state[DATASET] = dataset
-    st.session_state[TRAIN_PARAMS] = params
-    set_model(trained.model, training_label(params), trained)
+    set_model(model, label, trained)
     st.session_state[INSTANCE] = 0
-    st.session_state[TARGET] = default_target(trained.model, dataset.X[0])
+    st.session_state[TARGET] = default_target(model, dataset.X[0])
     st.session_state[CHOSEN_TARGET] = None
     st.session_state[INSTANCE_NOTE] = None
     st.session_state[CONSTRAINTS] = None
@@ -184,9 +202,11 @@ def set_dataset(name: str, dataset: Dataset, params: TrainingParams | None = Non
 
 
 def set_model(model: SoftmaxModel, label: str, trained: TrainedModel | None = None) -> None:
+    """Make ``model`` current; a pipeline it replaces is dropped (:func:`use_pipeline` sets it after)."""
     st.session_state[MODEL] = model
     st.session_state[MODEL_LABEL] = label
     st.session_state[TRAINED] = trained
+    st.session_state[PIPELINE] = None
     st.session_state[WARM] = None
     if TARGET in st.session_state:
         st.session_state[TARGET] = min(st.session_state[TARGET], model.n_classes - 1)
@@ -233,28 +253,117 @@ def upload_columns(raw: bytes, filename: str) -> list[str]:
 def load_upload(raw: bytes, filename: str, target: str | None, drop_missing: bool) -> str | None:
     """Make an upload the current dataset. Returns an error message, or None on success.
 
-    Nothing in the session changes unless parsing and training both succeed.
+    A table with every input column of the session's pipeline is read by that pipeline (it stays the
+    model); any other upload gets the default model. Nothing in the session changes unless reading
+    and training both succeed.
     """
     try:
-        dataset = datasets.parse_upload(raw, filename, target=target, drop_missing=drop_missing)
+        if datasets.is_table_file(filename):
+            table = datasets.read_table(raw, filename, target)
+            if use_pipeline_on(table, f"upload:{table.name}"):
+                return None
+            dataset = datasets.tabular_from_table(table, drop_missing)
+        else:
+            dataset = datasets.parse_upload(raw, filename, target=target, drop_missing=drop_missing)
         set_dataset(f"upload:{dataset.name}", dataset)
     except datasets.MissingValuesError as exc:
         return f"{exc}. Tick 'Drop rows with missing or non-finite values' to load the rest."
-    except ValueError as exc:  # DataError, and training's own checks
+    except ValueError as exc:  # DataError, PipelineError, and training's own checks
         return str(exc)
     return None
 
 
+def load_builtin(name: str) -> str | None:
+    """Make a built-in dataset current: read by the session's pipeline when its table has the
+    pipeline's columns, else with its default model. Returns an error message, or None."""
+    dataset = builtin_dataset(name)
+    try:
+        if dataset.table is not None and use_pipeline_on(dataset.table, name):
+            return None
+    except pipeline.PipelineError as exc:
+        return (f"{exc}. Train a model on the Model page (or load another model file) to use {name} without "
+                f"the pipeline.")
+    set_dataset(name, dataset)
+    return None
+
+
+def current_pipeline() -> pipeline.PipelineTable | None:
+    """The session's pipeline, if it is the current model on the current data."""
+    read = st.session_state.get(PIPELINE)
+    if read is None or read.model is not st.session_state.get(MODEL) or read.dataset is not st.session_state.get(DATASET):
+        return None
+    return read
+
+
+def check_with_pipeline(read: pipeline.PipelineTable, index: int, x: np.ndarray) -> pipeline.RowCheck:
+    """The answer ``x`` for row ``index`` written as a row and judged by the pipeline, kept for this
+    session until another answer is checked."""
+    key = (read.pipeline.sha256, read.dataset.content_hash, int(index),
+           hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest())
+    kept = st.session_state.get(PIPELINE_CHECK)
+    if kept is None or kept.key != key:
+        kept = PipelineCheck(key=key, check=pipeline.check_answer(read, index, x))
+        st.session_state[PIPELINE_CHECK] = kept
+    return kept.check
+
+
+def use_pipeline_on(table: datasets.RawTable, name: str) -> bool:
+    """Read ``table`` with the session's pipeline and make that the question, if there is a pipeline
+    and the table has its input columns; False (nothing changes) otherwise. Raises PipelineError."""
+    read = st.session_state.get(PIPELINE)
+    if read is None or pipeline.missing_columns(read.pipeline, table) != []:
+        return False
+    try:
+        use_pipeline(pipeline.read_table(read.pipeline, table, table.name), name)
+    except pipeline.PipelineError as exc:
+        raise pipeline.PipelineError(f"{table.name} has the columns of your pipeline ({read.pipeline.filename}), "
+                                     f"which cannot read it: {exc}") from None
+    return True
+
+
+def use_pipeline(read: pipeline.PipelineTable, name: str) -> None:
+    """The pipeline and the rows it read become the question (the model explained is the pipeline)."""
+    new_question(f"{name}{READ_BY}{read.pipeline.filename}", read.dataset, read.model,
+                 f"your pipeline ({read.pipeline.filename})")
+    st.session_state[PIPELINE] = read
+
+
 def load_model_file(raw: bytes, filename: str) -> str | None:
-    """Make an uploaded model file the current model, if it fits the current dataset."""
+    """Make an uploaded model file the current model. Returns an error message, or None on success.
+
+    A ``.skops`` pipeline reads the current data's table when that has its input columns (the data
+    becomes the rows it reads, in its columns); otherwise, like a ``.npz``/``.json`` file, it must
+    act on the current features. Nothing in the session changes unless it loads and fits.
+    """
     from solver import ModelFileError, load_model
     from training import compatibility_error
 
-    try:
-        model = load_model(raw, filename)
-    except ModelFileError as exc:
-        return str(exc)
     dataset = st.session_state[DATASET]
+    if filename.lower().endswith(".skops"):
+        try:
+            loaded = pipeline.load(raw, filename)
+        except pipeline.PipelineError as exc:
+            return str(exc)
+        # An estimator fitted on this dataset's own features (an array, or these feature names) also
+        # works as a model of them, as a .npz file does.
+        on_features = not loaded.schema.named_columns or tuple(loaded.schema.column_names) == dataset.feature_names
+        missing = pipeline.missing_columns(loaded, dataset.table)
+        if missing == []:
+            base = st.session_state[DATASET_NAME].split(READ_BY)[0]
+            try:
+                use_pipeline(pipeline.read_table(loaded, dataset.table, dataset.table.name), base)
+                return None
+            except pipeline.PipelineError as exc:
+                if not on_features:
+                    return f"{loaded.filename} was not loaded: {exc}"
+        elif not on_features:
+            return _table_hint(loaded, dataset, missing)
+        model = loaded.folded
+    else:
+        try:
+            model = load_model(raw, filename)
+        except ModelFileError as exc:
+            return str(exc)
     problem = compatibility_error(model, dataset.n_features, dataset.n_classes)
     if problem:
         return f"{filename} was not loaded: {problem}"
@@ -265,6 +374,17 @@ def load_model_file(raw: bytes, filename: str) -> str | None:
     set_model(model, f"loaded from {filename}")
     st.session_state[ANSWER] = None
     return None
+
+
+def _table_hint(loaded: pipeline.LoadedPipeline, dataset: Dataset, missing: list[str] | None) -> str:
+    """Why a pipeline that reads named columns cannot explain the current data, and what to do."""
+    columns = loaded.schema.column_names
+    shown = ", ".join(columns[:12]) + (" ..." if len(columns) > 12 else "")
+    where = (f"the current data ({st.session_state[DATASET_NAME]}) is not a table" if dataset.table is None else
+             f"the current data ({st.session_state[DATASET_NAME]}) lacks {', '.join(map(repr, missing[:8]))}")
+    return (f"{loaded.filename} was not loaded: the pipeline reads the columns {shown}, but {where}. Load the table "
+            "it was trained on on the Data page first (penguins and german-credit are built in), then load the "
+            "pipeline again.")
 
 
 # -- a new session, and share links -----------------------------------------------------------------
@@ -327,8 +447,8 @@ def link_limits() -> str:
     """What the address bar's link does not carry, in words (empty when it carries everything)."""
     name = st.session_state[DATASET_NAME]
     if name not in datasets.list_builtin():
-        return ("This question cannot be shared as a link: uploaded data stays in your session (the address bar "
-                "holds no question).")
+        return ("This question cannot be shared as a link: uploaded data and pipelines stay in your session (the "
+                "address bar holds no question).")
     if st.session_state[TRAINED] is None:
         return (f"The link carries the dataset, instance, target, λ, the question and what may change, but not the "
                 f"model ({st.session_state[MODEL_LABEL]}): model files stay in your session, so whoever opens it gets "

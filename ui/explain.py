@@ -22,8 +22,12 @@ _TIME_SPANS = ("duration", "term", "period")  # these shorten and extend rather 
 
 
 def _format(value: float) -> str:
-    if abs(value) >= 1000 or float(value).is_integer():
+    """A value in the user's units: whole numbers with thousands separators (5,951), others with two
+    decimals (3,591.87; 12.85), or three significant digits below 1 (0.515)."""
+    if float(value).is_integer():
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+    if abs(value) >= 1000:
+        return f"{value:,.2f}"
     return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
 
 

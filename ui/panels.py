@@ -259,7 +259,9 @@ def recourse_answer(q: solve.Question, what, shown: view.Shown) -> None:
         head.markdown(f"**{shown.title}**")
         back.button("Back to the slider", icon=":material/close:", width="stretch", on_click=solve.dismiss_answer)
         if not shown.success:
-            st.warning(f"{shown.title}: {shown.message}")
+            hint = (f" The dashboard gives each question {recourse.TIME_LIMIT_S:g} s: fewer whole-number features, "
+                    "narrower ranges or more locks make it faster." if "time limit" in shown.message else "")
+            st.warning(f"{shown.title}: {shown.message}.{hint}")
             _front_and_alternatives(q, answer, shown)
             return
         certificate = view.certificate(shown)

@@ -10,6 +10,7 @@ hash of every argument, so an entry is only ever found by someone who holds the 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -73,13 +74,15 @@ def _failure(q: solve.Question, metric: str, message: str) -> RecourseResult:
 def solve_recourse(q: solve.Question, what: constraints.WhatMayChange, budget: int, metric: str,
                    alpha: float | None) -> state.RecourseAnswer:
     """The answer with at most ``budget`` changes (and its alternatives), and for tables the front
-    s = 1 .. FRONT_MAX; cached by content."""
+    s = 1 .. FRONT_MAX (not after the time limit stopped the answer: the front would stop too); cached by
+    content."""
     arguments, notes = constraints.recourse_arguments(q.dataset, what, metric, q.x0)
     keys = (q.model.fingerprint, _digest(q.x0), int(q.target), constraints.signature(arguments))
     try:
         result = _cached_recourse(*keys, budget, alpha, q.model, q.x0, arguments)
         front = ()
-        if q.dataset.kind != "image":
+        proved = result.success or math.isinf(result.bound)  # not stopped by the time limit
+        if q.dataset.kind != "image" and proved:
             s_max = min(FRONT_MAX, links.budget_range(q.dataset)[1])
             front = _cached_front(*keys, s_max, alpha, q.model, q.x0, arguments)
     except ValueError as exc:  # what the table asks cannot be posed (the message names the argument)

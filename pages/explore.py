@@ -16,7 +16,13 @@ with st.expander("What am I looking at?"):
         "The two questions answer *the smallest change that flips the decision* and *the smallest change that "
         "reaches probability α* exactly, within what may change; the page then shows that answer (its own λ, "
         "when it has one) until the slider moves. Distances are the problem's own, "
-        "√(Σⱼ costⱼ (xⱼ − x₀ⱼ)²): in standard deviations when change is measured in standard deviations."
+        "√(Σⱼ costⱼ (xⱼ − x₀ⱼ)²): in standard deviations when change is measured in standard deviations.\n\n"
+        "*Cheapest change of at most s features* is the question a stakeholder asks: the exact cheapest change "
+        "of at most s features (a categorical feature counts once) in whole units where the data is whole, between "
+        "real categories, within the ranges and locks of *what may change* — a mixed-integer programme solved to a "
+        "certified optimum (or said not to be). The chart beside it is the exact trade-off for s = 1 … 5; the "
+        "alternatives are the next-cheapest answers that each keep a different feature as it was. For images it is "
+        "the sparse adversarial example: at most s pixels, in l1 distance."
     )
 
 with st.container(border=True):

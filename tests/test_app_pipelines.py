@@ -228,7 +228,7 @@ def test_the_data_page_takes_the_raw_table_the_pipeline_reads_and_a_bad_upload_c
     from ui import constraints
 
     edited = at.session_state["constraints"].table.copy()
-    edited.loc[edited.feature.isin(["island", "sex"]), "level may change"] = True
+    edited.loc[edited.feature.isin(["island", "sex"]), "may change"] = constraints.MAY_CHANGE
     at.session_state["constraints"] = constraints.what_may_change(dataset, edited, True)
     at.run()
     at.selectbox(key="_widget_instance").set_value(0).run()  # a Torgersen Adelie, asked to be a Chinstrap

@@ -1,9 +1,9 @@
 """Share links: the whole question as query parameters, and reading a link back (pure functions).
 
 A link carries the built-in dataset, the instance, the target, lambda, the question asked (and its
-alpha), the distance/pixel-range flag, the edits of the what-may-change table and the training
-parameters of a model trained here. Uploaded data and uploaded model files cannot travel in a link.
-Reading a link never fails: what is invalid is skipped and described in a warning.
+alpha; for the recourse question its budget and metric), the distance/pixel-range flag, the edits of
+the what-may-change table and the training parameters of a model trained here. Uploaded data and
+uploaded model files cannot travel in a link. Reading a link never fails: what is invalid is skipped and described in a warning.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from training import TrainingParams
-from ui.constraints import EDITABLE, Edit
+from ui.constraints import CHOICES, EDITABLE, LOCKED, MAY_CHANGE, Edit
 
-KNOWN = ("dataset", "i", "target", "lam", "q", "alpha", "std", "px", "edits", "C", "scale", "test", "seed")
-QUESTIONS = ("flip", "alpha")
+KNOWN = ("dataset", "i", "target", "lam", "q", "alpha", "std", "px", "edits", "C", "scale", "test", "seed", "s",
+         "metric")
+QUESTIONS = ("flip", "alpha", "recourse")
+METRICS = ("l2", "l1")
 ALPHA_RANGE = (0.01, 0.9999)
 TEST_FRACTION_RANGE = (0.1, 0.5)
 SEED_RANGE = (0, 10_000)
-_COLUMN_CODES = {"locked": "lock", "cost": "cost", "min": "min", "max": "max", "level may change": "levels"}
+_COLUMN_CODES = {"may change": "change", "whole numbers": "int", "min": "min", "max": "max", "cost": "cost"}
 _CODE_COLUMNS = {code: column for column, code in _COLUMN_CODES.items()}
+_CHOICE_CODES = dict(zip(CHOICES, ("free", "rise", "fall", "lock")))
+_CODE_CHOICES = {code: choice for choice, code in _CHOICE_CODES.items()}
+# Links written before "may change" was one choice: lock=1/0 and levels=1/0 (a categorical feature).
+_LEGACY_FLAGS = {"lock": (LOCKED, MAY_CHANGE), "levels": (MAY_CHANGE, LOCKED)}
 _NAME_SAFE = " _-./()'[]"  # kept readable in a feature name; ':', ';', ',', '=' and '%' are escaped
 
 
@@ -37,6 +43,8 @@ class LinkRequest:
     log_lam: float | None = None
     question: str | None = None
     alpha: float | None = None
+    budget: int | None = None  # the recourse question's "change at most s features" (pixels for images)
+    metric: str | None = None  # the recourse question's metric, "l2" or "l1" (tables)
     standardised: bool | None = None
     pixel_range: bool | None = None
     edits: tuple[Edit, ...] = ()
@@ -78,11 +86,13 @@ def dataset_name(params: Mapping[str, str], builtin: Sequence[str], default: str
 
 
 def encode_edits(edits: Sequence[Edit]) -> str:
-    """``feature:lock=1,min=30;other:cost=2`` (feature names percent-escaped where needed)."""
+    """``feature:change=rise,min=30;other:cost=2`` (feature names percent-escaped where needed)."""
     by_feature: dict[str, list[str]] = {}
     for edit in edits:
         if isinstance(edit.value, bool):
             value = "1" if edit.value else "0"
+        elif isinstance(edit.value, str):
+            value = _CHOICE_CODES[edit.value]
         else:
             value = "none" if math.isnan(edit.value) else repr(float(edit.value))
         by_feature.setdefault(edit.feature, []).append(f"{_COLUMN_CODES[edit.column]}={value}")
@@ -101,11 +111,20 @@ def decode_edits(text: str, features: Sequence[str]) -> tuple[tuple[Edit, ...], 
             continue
         for field in filter(None, fields.split(",")):
             code, _, raw = field.partition("=")
+            if code in _LEGACY_FLAGS:
+                flag = _flag(raw)
+                if flag is None:
+                    problems.append(f"{_shown(name)} {code} = '{_shown(raw)}' is not a valid value")
+                else:
+                    edits.append(Edit(name, "may change", _LEGACY_FLAGS[code][0 if flag else 1]))
+                continue
             column = _CODE_COLUMNS.get(code)
             if column is None:
                 problems.append(f"'{_shown(code)}' is not a column of the what-may-change table")
                 continue
-            if EDITABLE[column] is bool:
+            if EDITABLE[column] is str:
+                value = _CODE_CHOICES.get(raw.strip().lower())
+            elif EDITABLE[column] is bool:
                 value = _flag(raw)
             elif raw.strip().lower() == "none":
                 value = math.nan
@@ -156,6 +175,39 @@ def _training(params: Mapping[str, str], kind: str) -> tuple[TrainingParams | No
     return TrainingParams(**{**default.__dict__, **values}), []
 
 
+def budget_range(dataset) -> tuple[int, int]:
+    """The recourse question's budget: 1 to the number of features a change can count (a one-hot
+    group counts once; pixels for images)."""
+    encoding = dataset.encoding
+    if dataset.kind == "image" or encoding is None:
+        return 1, dataset.n_features
+    return 1, len(encoding.numeric) + len(encoding.categorical)
+
+
+def _recourse(params: Mapping[str, str], dataset) -> tuple[dict, list[str]]:
+    """The recourse question of a link: its budget, metric and optional alpha (each checked)."""
+    low, high = budget_range(dataset)
+    budget = _integer(params.get("s", ""))
+    if budget is None or not low <= budget <= high:
+        return {}, [f"budget s = '{_shown(params.get('s', ''))}' is not a whole number from {low} to {high}; the "
+                    "recourse question was not asked"]
+    request, problems = {"question": "recourse", "budget": budget}, []
+    if "metric" in params:
+        if params["metric"] not in METRICS or (dataset.kind == "image" and params["metric"] != "l1"):
+            allowed = "l1" if dataset.kind == "image" else "l2 or l1"
+            problems.append(f"metric '{_shown(params['metric'])}' is not {allowed} (using the default)")
+        else:
+            request["metric"] = params["metric"]
+    if "alpha" in params:
+        alpha = _number(params["alpha"])
+        if alpha is None or not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
+            problems.append(f"α = '{_shown(params['alpha'])}' is not between {ALPHA_RANGE[0]} and {ALPHA_RANGE[1]}; "
+                            "asked without it")
+        else:
+            request["alpha"] = alpha
+    return request, problems
+
+
 def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[float, float],
          log_lam_step: float) -> tuple[LinkRequest, list[str]]:
     """Everything a link asks of ``dataset`` (already chosen by :func:`dataset_name`), and a warning
@@ -197,6 +249,10 @@ def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[flo
                                 f"{ALPHA_RANGE[1]}; the question was not asked")
             else:
                 request.update(question="alpha", alpha=alpha)
+        elif params["q"] == "recourse":
+            recourse, problems = _recourse(params, dataset)
+            warnings += problems
+            request.update(recourse)
         else:
             request["question"] = "flip"
     flag_name = "px" if dataset.kind == "image" else "std"
@@ -223,7 +279,8 @@ def read(params: Mapping[str, str], name: str, dataset, log_lam_range: tuple[flo
 
 def encode(*, dataset: str, instance: int, target: int, log_lam: float, kind: str, flag: bool,
            question: str | None = None, alpha: float | None = None, edits: Sequence[Edit] = (),
-           training: TrainingParams | None = None) -> dict[str, str]:
+           training: TrainingParams | None = None, budget: int | None = None,
+           metric: str | None = None) -> dict[str, str]:
     """The query parameters of a question (the inverse of :func:`read`)."""
     params = {"dataset": dataset, "i": str(int(instance)), "target": str(int(target)), "lam": f"{10 ** log_lam:.4g}",
               ("px" if kind == "image" else "std"): "1" if flag else "0"}
@@ -231,6 +288,12 @@ def encode(*, dataset: str, instance: int, target: int, log_lam: float, kind: st
         params["q"] = "flip"
     elif question == "alpha":
         params.update(q="alpha", alpha=repr(float(alpha)))
+    elif question == "recourse":
+        params.update(q="recourse", s=str(int(budget)))
+        if kind != "image" and metric is not None:
+            params["metric"] = metric
+        if alpha is not None:
+            params["alpha"] = repr(float(alpha))
     if edits:
         params["edits"] = encode_edits(edits)
     if training is not None and training != TrainingParams.default_for(kind):

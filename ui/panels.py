@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import streamlit as st
 
-from ui import constraints, explain, figures, pipeline, solve, state, view
+from ui import constraints, explain, figures, links, pipeline, recourse, solve, state, view
 
 
 def instance_picker(q: solve.Question) -> None:
@@ -45,47 +48,155 @@ def instance_picker(q: solve.Question) -> None:
         st.caption(st.session_state[state.INSTANCE_NOTE])
 
 
+def _editor(dataset, what) -> tuple[str, object]:
+    """The what-may-change editor's key and the table it is given. While an editor lives it keeps the
+    user's edits itself, so its data stays the same (a new table under a cell being typed into is what
+    a grid must never get); a new editor (the first, after another page, which drops the editor's
+    state, or after the settings changed elsewhere) starts from the settings as they stand. When the
+    distance flag changes under a live editor the costs of the new default come in, with the edits it
+    was created with."""
+    stored = st.session_state.get(state.EDITOR_BASE)
+    generation = stored.generation if stored is not None else 0
+    key = f"{state.editor_key(dataset)}_{generation}"
+    alive = key in st.session_state
+    if alive and stored is not None and stored.key == what.key:
+        return key, stored.table
+    default = constraints.default_table(dataset, what.key[1])
+    table = constraints.apply_edits(default, stored.edits) if alive and stored is not None else what.table
+    st.session_state[state.EDITOR_BASE] = state.EditorBase(key=what.key, table=table, generation=generation,
+                                                           edits=constraints.table_edits(default, table))
+    return key, table
+
+
+def _restart_editor() -> None:
+    """The settings changed without the editor (not by the user's hand): a new editor shows them."""
+    stored = st.session_state[state.EDITOR_BASE]
+    st.session_state[state.EDITOR_BASE] = state.EditorBase(key=None, table=None, edits=(),
+                                                           generation=stored.generation + 1)
+    st.rerun()
+
+
 def what_may_change(dataset) -> None:
-    """Pixels kept in [0, 1] for images; an editable lock/cost/range table for tabular data."""
+    """Pixels kept in [0, 1] for images; for tabular data an editable table of what may change, read
+    from the data first."""
     if dataset.kind == "image":
         state.bind(st.toggle, "Keep pixels in [0, 1]", state.PIXEL_RANGE,
-                   help="Counterfactual images stay valid images: projected Newton with the range as bounds.")
+                   help="Counterfactual images stay valid images: projected Newton with the range as bounds; the "
+                        "sparse adversarial question keeps the same range.")
         return
     state.bind(st.toggle, "Measure change in standard deviations (cost = 1/std²)", state.STANDARDISED,
-               help="On: distances are in standard deviations of the data. Off: in each column's own units.")
-    st.caption("Lock features that cannot change, weigh what is costly, bound ranges (e.g. age may only rise: "
-               "min = current age). Categorical features stay as they are unless 'level may change' is ticked; "
-               "the two questions above the slider then try every other level, one feature at a time.")
-    edited = st.data_editor(solve.what_may_change().table, hide_index=True, width="stretch",
-                            disabled=["feature", "kind"], key=state.editor_key(dataset),
-                            column_config={"cost": st.column_config.NumberColumn(format="%.4g", min_value=0.0),
-                                           "min": st.column_config.NumberColumn(format="%.4g"),
-                                           "max": st.column_config.NumberColumn(format="%.4g")})
-    solve.set_constraint_table(edited)
+               help="On: distances are in standard deviations of the data (l1: in median absolute deviations). "
+                    "Off: in each column's own units.")
+    st.caption("**From the data:** *whole numbers* is ticked where every value in the data is whole, *min* and *max* "
+               "are the observed range (widen them, or clear a cell for no limit), categorical features keep their "
+               "real levels. **Your choice:** per feature, *may change*, *may only rise*, *may only fall* (from the "
+               "applicant's own value) or *locked*; a categorical feature that may change may take any other level. "
+               "The slider and the two questions use the locks, directions and ranges; the exact recourse question "
+               "also keeps whole numbers whole.")
+    what = solve.what_may_change()
+    key, base = _editor(dataset, what)
+    edited = st.data_editor(
+        base, hide_index=True, width="stretch", disabled=["feature", "kind"], key=key,
+        column_config={
+            "may change": st.column_config.SelectboxColumn(options=list(constraints.CHOICES), required=True,
+                                                           help="May only rise / fall: from the applicant's value."),
+            "whole numbers": st.column_config.CheckboxColumn(help="From the data: every value is whole. The exact "
+                                                                  "recourse question keeps these whole."),
+            "min": st.column_config.TextColumn(help="From the data: the observed minimum. Empty: no limit."),
+            "max": st.column_config.TextColumn(help="From the data: the observed maximum. Empty: no limit."),
+            "cost": st.column_config.TextColumn(help="Weight of a squared change (1/std² in standard deviations); "
+                                                     "0 locks the feature.")})
+    stored = st.session_state[state.EDITOR_BASE]
+    if stored.returned is None or not edited.equals(stored.returned):  # the user edited (or a new editor)
+        what = solve.set_constraint_table(edited)
+        st.session_state[state.EDITOR_BASE] = replace(stored, returned=edited)
+    elif not edited.equals(what.table):
+        _restart_editor()
+    if what.problems:
+        st.warning("Not used as typed: " + "; ".join(what.problems) + ".", icon=":material/edit_off:")
 
 
 def questions(q: solve.Question) -> None:
-    """The two buttons; the answer is shown below, in place of the slider's, until the slider moves."""
+    """The question buttons; the answer is shown below, in place of the slider's, until the slider moves."""
     flip_col, alpha_col, ask_col = st.columns([2, 1, 2])
     flip_col.button("Smallest change that flips the decision", icon=":material/swap_horiz:", width="stretch",
-                    on_click=solve.answer_question, args=("flip",))
+                    on_click=_answer_question, args=("flip",))
     state.bind(alpha_col.number_input, "α", state.ALPHA, min_value=0.01, max_value=0.9999, step=0.05, format="%.4f",
                label_visibility="collapsed")
     ask_col.button(f"Closest with p({q.target_name}) ≥ α", icon=":material/target:", width="stretch",
-                   on_click=lambda: solve.answer_question("alpha", st.session_state[state.ALPHA]))
+                   on_click=lambda: _answer_question("alpha", st.session_state[state.ALPHA]))
+    recourse_question(q)
+    if st.session_state.get(state.QUESTION_ERROR):
+        st.warning(st.session_state[state.QUESTION_ERROR])
+
+
+def _answer_question(kind: str, alpha: float | None = None) -> None:
+    """A question button: its answer, or (what may change leaves nothing to ask) the reason in words."""
+    st.session_state[state.QUESTION_ERROR] = None
+    try:
+        solve.answer_question(kind, alpha)
+    except ValueError as exc:
+        st.session_state[state.ANSWER] = None
+        st.session_state[state.QUESTION_ERROR] = f"The question was not asked: {exc}."
+
+
+def recourse_question(q: solve.Question) -> None:
+    """'Change at most [s] features' (pixels for images), the distance, p >= alpha, and the button."""
+    image = q.dataset.kind == "image"
+    key = recourse.budget_key(q.dataset)
+    low, high = links.budget_range(q.dataset)
+    st.session_state[key] = int(min(max(int(st.session_state[key]), low), high))
+    if image:
+        budget_col, alpha_col, ask_col = st.columns([1.3, 1, 2.7], vertical_alignment="bottom")
+        state.bind(budget_col.number_input, "Change at most s pixels", key, min_value=low, max_value=high, step=1)
+    else:
+        budget_col, metric_col, alpha_col, ask_col = st.columns([1.3, 1.4, 1, 2.3], vertical_alignment="bottom")
+        state.bind(budget_col.number_input, "Change at most s features", key, min_value=low, max_value=high, step=1)
+        state.bind(metric_col.selectbox, "Distance", state.RECOURSE_METRIC, options=["l2", "l1"],
+                   format_func=lambda m: {"l2": "squared (l2)", "l1": "absolute (l1)"}[m],
+                   help="l2: √(Σ cost·Δ²), the page's own distance. l1: Σ |Δ| / MAD (Wachter et al.), a change of "
+                        "level costing 1.")
+    state.bind(alpha_col.toggle, "and p ≥ α", state.RECOURSE_ALPHA,
+               help="Also ask p(target) ≥ α, with the α above (else: just predicted as the target).")
+    budget = st.session_state[key]
+    things = ("pixel" if budget == 1 else "pixels") if image else ("feature" if budget == 1 else "features")
+    label = (f"Sparse adversarial: at most {budget} {things}" if image else
+             f"Cheapest change of at most {budget} {things}")
+    ask_col.button(label, key="recourse_ask", icon=":material/checklist:", width="stretch", on_click=_ask_recourse,
+                   help="Exact: a mixed-integer programme (HiGHS), certified optimal or said not to be. "
+                        + ("l1 distance; pixels stay in [0, 1] when the range is on." if image else
+                           "Whole numbers stay whole, categories take real levels, ranges and locks hold."))
+
+
+def _ask_recourse() -> None:
+    st.session_state[state.QUESTION_ERROR] = None
+    recourse.ask()
 
 
 def shown_answer(q: solve.Question, what, log_lam: float) -> view.Shown:
     """The question's answer if one is current, else the slider's solve at ``log_lam`` (only then
     does anything get solved)."""
-    answer = solve.current_answer(what)
-    if answer is not None:
-        return view.from_answer(answer, q.model, q.x0, what, q.target_name)
-    return view.from_slider(solve.solve_current(10.0 ** log_lam, what), q.model, q.x0, what)
+    recourse.ask_pending()
+    if isinstance(st.session_state.get(state.ANSWER), state.RecourseAnswer):
+        kept = recourse.current_answer(q, what)
+        if kept is not None:
+            return view.from_recourse(kept, q.model, q.x0, what, q.dataset, q.target_name)
+    else:
+        answer = solve.current_answer(what)
+        if answer is not None:
+            return view.from_answer(answer, q.model, q.x0, what, q.target_name)
+    try:
+        result = solve.solve_current(10.0 ** log_lam, what)
+    except ValueError as exc:  # what may change leaves nothing to solve
+        return view.unsolvable(q.model, q.x0, q.target, what, str(exc))
+    return view.from_slider(result, q.model, q.x0, what)
 
 
 def answer(q: solve.Question, what, shown: view.Shown) -> None:
     """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads."""
+    if shown.source == "recourse":
+        recourse_answer(q, what, shown)
+        return
     names = q.names
     if shown.is_answer:
         head, back = st.columns([3, 1])
@@ -95,6 +206,9 @@ def answer(q: solve.Question, what, shown: view.Shown) -> None:
         if not shown.success:
             st.warning(f"{shown.title}: {shown.message}")
             return
+    if shown.grad_norm is None and not shown.is_answer:  # view.unsolvable
+        st.warning(f"{shown.title}: {shown.message}.")
+        return
     before = q.model.predict_proba(q.x0)
     p_target = float(shown.proba[shown.target])
     cols = st.columns(6)
@@ -128,13 +242,131 @@ def answer(q: solve.Question, what, shown: view.Shown) -> None:
         notes.append("Level changed: " + "; ".join(f"{a} → {b}" for _, a, b in shown.level_changes) + ".")
     if notes:
         st.caption(" ".join(notes))
-    counterfactual_view(q, what, shown)
+    table = counterfactual_view(q, what, shown)
     st.markdown(figures.probability_table_html(before, shown.proba, names, shown.target), unsafe_allow_html=True)
-    downloads(q, shown)
+    downloads(q, shown, table)
 
 
-def counterfactual_view(q: solve.Question, what, shown: view.Shown) -> None:
-    """Images: source, counterfactual, difference. Tables: a one-sentence reading and the changes.
+def recourse_answer(q: solve.Question, what, shown: view.Shown) -> None:
+    """The exact recourse answer: the card (question, certificate), metrics, the stakeholder's sentence
+    and what was held fixed, the change table, probabilities, the front and the alternatives, downloads."""
+    recourse.rerun_if_picked()
+    answer = st.session_state[state.ANSWER]
+    names, image = q.names, q.dataset.kind == "image"
+    things = "pixels" if image else "features"
+    with st.container(border=True):
+        head, back = st.columns([3, 1])
+        head.markdown(f"**{shown.title}**")
+        back.button("Back to the slider", icon=":material/close:", width="stretch", on_click=solve.dismiss_answer)
+        if not shown.success:
+            hint = (f" The dashboard gives each question {recourse.TIME_LIMIT_S:g} s: fewer whole-number features, "
+                    "narrower ranges or more locks make it faster." if "time limit" in shown.message else "")
+            st.warning(f"{shown.title}: {shown.message}.{hint}")
+            _front_and_alternatives(q, answer, shown)
+            return
+        certificate = view.certificate(shown)
+        which = "" if answer.choice == 0 else (f" · alternative {answer.choice} (the cheapest has distance "
+                                               f"{view.format_distance(answer.result.distance)})")
+        n = len(shown.changed)
+        st.markdown(f"{':material/verified:' if shown.optimal else ':material/warning:'} "
+                    f"**{certificate[0].upper() + certificate[1:]}** · {n} {things[:-1] if n == 1 else things} changed"
+                    f"{which} · {shown.n_iter} HiGHS solve{'' if shown.n_iter == 1 else 's'} in "
+                    f"{shown.time_s * 1e3:.0f} ms")
+    before = q.model.predict_proba(q.x0)
+    p_target = float(shown.proba[shown.target])
+    cols = st.columns(6)
+    cols[0].metric(f"{things} changed", f"{len(shown.changed)}", help=f"at most {shown.budget} allowed")
+    cols[1].metric(f"p({names[shown.target]})", view.format_proba(p_target),
+                   f"{p_target - before[shown.target]:+.4f}")
+    cols[2].metric("predicted", names[shown.predicted])
+    cols[3].metric(view.distance_label(shown.unit), view.format_distance(shown.distance),
+                   help=f"proved lower bound {view.format_distance(shown.bound)}")
+    cols[4].metric("certified", "optimal" if shown.optimal else "no", help=view.certificate(shown))
+    cols[5].metric("valid", "yes" if shown.meets else "no",
+                   help="Predicted as the target by the model" + (", p ≥ α" if shown.alpha is not None else "")
+                        + "; whole numbers whole, one level per group, locks and ranges held (verified by the solver).")
+    reading = explain.recourse_reading(q.dataset, q.x0, shown.x, shown.changed, q.target_name,
+                                       view.format_proba(float(before[shown.target])), view.format_proba(p_target),
+                                       names[shown.predicted])
+    if image:
+        counterfactual_view(q, what, shown)
+        st.info(markdown_safe(reading))
+    else:
+        st.info(markdown_safe(reading))
+        choices = _choices(what)
+        changed = [recourse.item_name(q.dataset, item) for item in shown.changed]
+        held = explain.held_fixed(q.dataset, choices, changed)
+        notes = [held] if held else []
+        notes += list(answer.notes) + [f"Solver: {shown.message}."]
+        st.caption(" ".join(notes))
+        table = _recourse_table(q, what, shown, choices)
+        st.dataframe(table, width="stretch", hide_index=True,
+                     column_config={explain.size_column(shown.unit): st.column_config.NumberColumn(format="%.4g")})
+    st.markdown(figures.probability_table_html(before, shown.proba, names, shown.target), unsafe_allow_html=True)
+    _front_and_alternatives(q, answer, shown)
+    downloads(q, shown, None if image else table)
+
+
+def markdown_safe(text: str) -> str:
+    """Text from the data (column and level names) shown as markdown without becoming markup: no maths
+    ($), emphasis, code or links."""
+    return re.sub(r"([\\$*`\[\]])", r"\\\1", text)
+
+
+def _choices(what) -> dict:
+    return dict(zip(what.table.feature, what.table["may change"])) if what.table is not None else {}
+
+
+def _recourse_table(q: solve.Question, what, shown: view.Shown, choices: dict):
+    table = explain.change_table(q.dataset, q.x0, shown.x, shown.cost, shown.unit, metric=shown.metric,
+                                 choices=choices)
+    return table.drop(columns="kind")
+
+
+def _front_and_alternatives(q: solve.Question, answer, shown: view.Shown) -> None:
+    """The front as a chart (a click on a point shows its answer; so does the selectbox beside it) and
+    the alternatives as a small table with a selectbox."""
+    front = answer.front
+    budgets = [s for s, r in enumerate(front, start=1) if r is not None]
+    if budgets:
+        chart, side = st.columns([3, 1])
+        figure = recourse.front_figure(front, q.dataset, shown.budget, view.distance_label(shown.unit), q.target_name)
+        chart_key = f"recourse_front_{shown.budget}_{answer.key.metric}"
+        chart.plotly_chart(figure, width="stretch", key=chart_key, on_select=lambda: _front_clicked(chart_key),
+                           selection_mode="points", config={"displayModeBar": False})
+        missing = [s for s, r in enumerate(front, start=1) if r is None]
+        side.selectbox("Show the answer for", budgets, index=budgets.index(shown.budget) if shown.budget in budgets
+                       else None, key=f"recourse_front_pick_{shown.budget}", placeholder="at most s …",
+                       format_func=lambda s: f"at most {s} ({view.format_distance(front[s - 1].distance)})",
+                       on_change=lambda: recourse.pick_budget(st.session_state[f"recourse_front_pick_{shown.budget}"]))
+        side.caption("The exact trade-off: each point is the cheapest answer with at most s changes"
+                     + (f"; none exists with {', '.join(map(str, missing))}" if missing else "")
+                     + ". Click a point to show it.")
+    alternatives = answer.result.alternatives
+    if answer.result.success and alternatives:
+        table, side = st.columns([3, 1])
+        table.dataframe(recourse.alternatives_table(q.dataset, answer, q.target_name), hide_index=True, width="stretch")
+        options = list(range(len(alternatives) + 1))
+        side.selectbox("Show", options, index=answer.choice, key=f"recourse_alternative_{answer.choice}",
+                       format_func=lambda i: "the cheapest" if i == 0 else f"alternative {i}",
+                       on_change=lambda: recourse.pick_alternative(
+                           st.session_state[f"recourse_alternative_{answer.choice}"]))
+        side.caption("Each alternative is the cheapest answer that keeps at least one change of every earlier answer "
+                     "as it was: exact diversity.")
+
+
+def _front_clicked(chart_key: str) -> None:
+    points = st.session_state[chart_key].selection.points
+    if points:
+        budget = points[0].get("customdata", points[0].get("x"))
+        if isinstance(budget, (list, tuple)):
+            budget = budget[0]
+        recourse.pick_budget(int(budget))
+
+
+def counterfactual_view(q: solve.Question, what, shown: view.Shown):
+    """Images: source, counterfactual, difference. Tables: a one-sentence reading and the changes (the
+    table shown is returned, for its download).
 
     Images are sent as PNGs, not charts: the browser shows them at once, which keeps a slider move fast."""
     dataset = q.dataset
@@ -148,26 +380,45 @@ def counterfactual_view(q: solve.Question, what, shown: view.Shown) -> None:
         table = explain.change_table(dataset, q.x0, shown.x, what.cost, what.unit)
         st.info(explain.reading(table, q.target_name, view.format_proba(float(shown.proba[shown.target])),
                                 q.names[shown.predicted]))
-        st.dataframe(table.drop(columns="kind"), width="stretch", hide_index=True,
+        table = table.drop(columns="kind")
+        st.dataframe(table, width="stretch", hide_index=True,
                      column_config={explain.size_column(what.unit): st.column_config.NumberColumn(format="%.4g")})
         read = state.current_pipeline()
         if read is not None and shown.is_answer:  # the user's own pipeline judges the answer, as a row of its table
             check = state.check_with_pipeline(read, q.index, shown.x)
             line, agrees = pipeline.check_sentence(read, check, shown.predicted)
             (st.caption if agrees else st.warning)(line)
+        return table
+    return None
 
 
-def downloads(q: solve.Question, shown: view.Shown) -> None:
-    """CSV (and PNG for images) of the answer on screen, made only when clicked, without a rerun."""
+def downloads(q: solve.Question, shown: view.Shown, table=None) -> None:
+    """CSV (and PNG for images) of the answer on screen, made only when clicked, without a rerun. For
+    tables the CSV is ``table``, the change table on screen (one row per original column); the encoded
+    features (one row per one-hot column) are a second download."""
     dataset, x0, x = q.dataset, q.x0, shown.x
-    down_csv, down_png, _ = st.columns([1, 1, 3])
-    what = {"slider": f"lam{shown.lam:.4g}" if shown.lam is not None else "slider", "flip": "smallest_flip",
-            "alpha": "closest_with_p"}[shown.source]
-    stem = f"counterfactual_{q.index}_to_{q.target_name}_{what}"
+    down_csv, down_other, _ = st.columns([1, 1, 3])
+    what_name = {"slider": f"lam{shown.lam:.4g}" if shown.lam is not None else "slider", "flip": "smallest_flip",
+                 "alpha": "closest_with_p", "recourse": f"recourse_at_most_{shown.budget}"}[shown.source]
+    stem = f"counterfactual_{q.index}_to_{q.target_name}_{what_name}"
     read = state.current_pipeline()
-    csv = ((lambda: pipeline.answer_csv(read, q.index, x)) if read is not None  # in the pipeline's own columns
-           else (lambda: solve.counterfactual_csv(dataset.feature_names, x0, x)))
-    down_csv.download_button("Counterfactual (CSV)", csv, file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
-    if dataset.kind == "image":
-        down_png.download_button("Counterfactual (PNG)", lambda: solve.counterfactual_png(x, dataset.image_shape),
-                                 file_name=f"{stem}.png", mime="image/png", on_click="ignore")
+    if read is not None:  # the source and answer rows in the pipeline's own input columns
+        down_csv.download_button("Counterfactual (CSV)", lambda: pipeline.answer_csv(read, q.index, x),
+                                 file_name=f"{stem}.csv", mime="text/csv", on_click="ignore",
+                                 help="The source and answer rows in your pipeline's input columns.")
+        if table is not None:
+            down_other.download_button("Change table (CSV)", lambda: explain.table_csv(table),
+                                       file_name=f"{stem}_changes.csv", mime="text/csv", on_click="ignore")
+        return
+    if table is None:
+        down_csv.download_button("Counterfactual (CSV)", lambda: solve.counterfactual_csv(dataset.feature_names, x0, x),
+                                 file_name=f"{stem}.csv", mime="text/csv", on_click="ignore")
+        if dataset.kind == "image":
+            down_other.download_button("Counterfactual (PNG)", lambda: solve.counterfactual_png(x, dataset.image_shape),
+                                       file_name=f"{stem}.png", mime="image/png", on_click="ignore")
+        return
+    down_csv.download_button("Change table (CSV)", lambda: explain.table_csv(table), file_name=f"{stem}.csv",
+                             mime="text/csv", on_click="ignore", help="The table on screen: one row per original column.")
+    down_other.download_button("Encoded features (CSV)", lambda: solve.counterfactual_csv(dataset.feature_names, x0, x),
+                               file_name=f"{stem}_encoded.csv", mime="text/csv", on_click="ignore",
+                               help="Every model feature, one row per one-hot column.")

@@ -47,9 +47,9 @@ def _key(dataset) -> tuple:
     return dataset.content_hash, bool(st.session_state[flag])
 
 
-def what_may_change() -> WhatMayChange:
-    """This session's what-may-change settings and the solver arguments made from them (rebuilt
-    from the default table, plus a shared link's edits, when the data or the flag changed)."""
+def _settings() -> WhatMayChange:
+    """The kept what-may-change settings, rebuilt from the default table (plus a shared link's edits)
+    when the data or the flag changed."""
     dataset = st.session_state[state.DATASET]
     stored = st.session_state.get(state.CONSTRAINTS)
     key = _key(dataset)
@@ -64,14 +64,21 @@ def what_may_change() -> WhatMayChange:
     return what
 
 
+def what_may_change() -> WhatMayChange:
+    """This session's what-may-change settings and the solver arguments made from them, for the
+    current instance ("may only rise/fall" are bounds at its values)."""
+    dataset = st.session_state[state.DATASET]
+    return constraints.for_instance(_settings(), dataset.X[int(st.session_state[state.INSTANCE])])
+
+
 def set_constraint_table(table: pd.DataFrame) -> WhatMayChange:
     """Keep the table as edited in the editor; the arguments are remade only when it changed."""
-    what = what_may_change()
+    what = _settings()
     if what.table is not None and not table.equals(what.table):
         dataset = st.session_state[state.DATASET]
         what = constraints.what_may_change(dataset, table.reset_index(drop=True), what.key[1])
         st.session_state[state.CONSTRAINTS] = what
-    return what
+    return what_may_change()
 
 
 def problem_key(q: Question, what: WhatMayChange) -> state.ProblemKey:
@@ -196,6 +203,7 @@ def dismiss_answer(*_) -> None:
 
 # -- downloads -------------------------------------------------------------------------------------
 def counterfactual_csv(feature_names, x0, x) -> bytes:
+    """Every encoded feature (one row per one-hot column): for machines; the page's table has its own CSV."""
     frame = pd.DataFrame({"feature": feature_names, "source": x0, "counterfactual": x, "change": x - x0})
     return frame.to_csv(index=False).encode()
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 import datasets
 from datasets import Dataset
-from solver import CounterfactualResult, InversionPath, InversionResult, SoftmaxModel
+from solver import CounterfactualResult, InversionPath, InversionResult, RecourseResult, SoftmaxModel
 from training import TrainedModel, TrainingParams
 from training import train as train_model
 from ui import links, pipeline
@@ -54,6 +54,16 @@ ANSWER = "answer"  # Answer or None: the question's answer on screen
 PENDING_QUESTION = "pending_question"  # PendingQuestion or None: a shared link's question, asked once set up
 LINK_WARNINGS = "link_warnings"  # tuple of str: what a shared link asked for that could not be done
 DISMISS_LINK_WARNINGS = "_dismiss_link_warnings"  # the button that clears them
+RECOURSE_BUDGET = "recourse_budget"  # int: "change at most s features" (tables)
+RECOURSE_PIXELS = "recourse_pixels"  # int: "change at most s pixels" (images)
+RECOURSE_METRIC = "recourse_metric"  # str: "l2" or "l1" (tables; images always use l1)
+RECOURSE_ALPHA = "recourse_alpha"  # bool: the recourse question also asks p(target) >= ALPHA
+PENDING_RECOURSE = "pending_recourse"  # bool: a shared link asked the recourse question; asked once set up
+RECOURSE_PICKED = "recourse_picked"  # bool: a point of the front was picked inside the fragment; rerun the page
+QUESTION_ERROR = "question_error"  # str or None: why the last question button could not ask its question
+EDITOR_BASE = "editor_base"  # EditorBase or None: the table the what-may-change editor was created with
+DEFAULT_RECOURSE_BUDGET = 2
+DEFAULT_RECOURSE_PIXELS = 10
 
 
 def widget_key(key: str) -> str:
@@ -62,7 +72,8 @@ def widget_key(key: str) -> str:
 
 
 def editor_key(dataset: Dataset) -> str:
-    """The what-may-change table editor's key: its edits belong to one dataset."""
+    """The what-may-change table editor's key: its edits belong to one dataset (the editor adds a
+    generation to it, see ``panels.what_may_change``)."""
     return f"constraints_{dataset.content_hash[:12]}"
 
 
@@ -149,6 +160,67 @@ class Answer:
     @property
     def alpha(self) -> float | None:
         return self.key.alpha
+
+
+@dataclass(frozen=True, eq=False)
+class EditorBase:
+    """The data a live what-may-change editor was created with: the editor keeps the user's edits on
+    top of it, so it must not change while the editor lives (see ``panels.what_may_change``)."""
+
+    key: tuple | None  # WhatMayChange.key: (data hash, standardised)
+    table: object  # DataFrame
+    edits: tuple  # of constraints.Edit: what the table holds beyond the default
+    generation: int = 0  # part of the editor's key: a new editor when the settings changed elsewhere
+    returned: object = None  # DataFrame: what the editor returned last run
+
+
+@dataclass(frozen=True)
+class RecourseKey:
+    """Everything a recourse answer depends on."""
+
+    problem: ProblemKey  # its constraints signature is the instance's (rise/fall applied)
+    target: int
+    budget: int  # at most this many features (pixels) change
+    metric: str  # "l2" or "l1"
+    alpha: float | None  # also p(target) >= alpha, or None
+
+
+@dataclass(frozen=True, eq=False)
+class RecourseAnswer:
+    """The exact recourse answer on screen (``ui.recourse``), one of its alternatives when picked.
+
+    Attributes
+    ----------
+    key : RecourseKey
+    result : RecourseResult
+        The cheapest answer with at most ``key.budget`` changes; ``result.alternatives`` the next ones.
+    front : tuple of (RecourseResult or None)
+        ``recourse_front`` for s = 1 .. len(front) (empty for images).
+    choice : int
+        0 shows ``result``, i > 0 its alternative i.
+    arguments : dict
+        The solver arguments it was asked with.
+    notes : tuple of str
+        What of the table could not be honoured for this applicant.
+    """
+
+    key: RecourseKey
+    result: RecourseResult
+    front: tuple
+    arguments: dict
+    choice: int = 0
+    notes: tuple = ()
+
+    question = "recourse"
+
+    @property
+    def alpha(self) -> float | None:
+        return self.key.alpha
+
+    @property
+    def shown(self) -> RecourseResult:
+        """The answer on screen: the cheapest, or the alternative picked."""
+        return (self.result, *self.result.alternatives)[self.choice]
 
 
 # -- cached loaders --------------------------------------------------------------------------------
@@ -403,13 +475,21 @@ def init_session() -> None:
     st.session_state[ALPHA] = request.alpha if request.alpha is not None else DEFAULT_ALPHA
     st.session_state[PIXEL_RANGE] = True if request.pixel_range is None else request.pixel_range
     st.session_state[STANDARDISED] = True if request.standardised is None else request.standardised
+    st.session_state[RECOURSE_METRIC] = request.metric or "l2"
+    st.session_state[RECOURSE_BUDGET] = DEFAULT_RECOURSE_BUDGET
+    st.session_state[RECOURSE_PIXELS] = DEFAULT_RECOURSE_PIXELS
+    if request.budget is not None:
+        st.session_state[RECOURSE_PIXELS if dataset.kind == "image" else RECOURSE_BUDGET] = request.budget
+    recourse = request.question == "recourse"
+    st.session_state[RECOURSE_ALPHA] = recourse and request.alpha is not None
+    st.session_state[PENDING_RECOURSE] = recourse
     st.session_state[LINK_EDITS] = request.edits
     if request.instance is not None:
         choose_instance(request.instance)
     if request.target is not None:
         choose_target(request.target)
-    st.session_state[PENDING_QUESTION] = (PendingQuestion(request.question, request.alpha) if request.question
-                                          else None)
+    st.session_state[PENDING_QUESTION] = (PendingQuestion(request.question, request.alpha)
+                                          if request.question and not recourse else None)
     st.session_state[LINK_WARNINGS] = tuple(warnings)
     st.session_state[WARM] = None
 
@@ -422,11 +502,13 @@ def link_params(what: WhatMayChange, question: str | None = None, alpha: float |
     dataset = st.session_state[DATASET]
     image = dataset.kind == "image"
     trained_here = st.session_state[TRAINED] is not None
+    budget = st.session_state.get(RECOURSE_PIXELS if image else RECOURSE_BUDGET) if question == "recourse" else None
     return links.encode(dataset=name, instance=st.session_state[INSTANCE], target=st.session_state[TARGET],
                         log_lam=st.session_state[LOG_LAM], kind=dataset.kind,
                         flag=st.session_state[PIXEL_RANGE] if image else st.session_state[STANDARDISED],
                         question=question, alpha=alpha, edits=what.edits,
-                        training=st.session_state[TRAIN_PARAMS] if trained_here else None)
+                        training=st.session_state[TRAIN_PARAMS] if trained_here else None, budget=budget,
+                        metric=st.session_state.get(RECOURSE_METRIC) if question == "recourse" else None)
 
 
 def write_link(params: dict[str, str] | None) -> None:

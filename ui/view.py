@@ -9,10 +9,6 @@ import numpy as np
 
 from ui import constraints
 
-# Relative round-off of evaluating a softmax probability: p >= alpha is judged up to it, since the
-# solver certifies the logit margin and softmax may then round p one ulp below alpha.
-PROBABILITY_ROUND_OFF = 4 * np.finfo(float).eps
-
 
 @dataclass(frozen=True, eq=False)
 class Shown:
@@ -38,8 +34,7 @@ class Shown:
     success : bool
         The solve converged (slider), or the question has an answer (questions).
     meets : bool
-        The answer does what was asked: the target is predicted (flip), ``p >= alpha`` up to the
-        round-off of evaluating p (alpha);
+        The answer does what was asked: the target is predicted (flip), ``p >= alpha`` (alpha);
         for the slider, whether the target is predicted.
     message : str
     n_iter : int
@@ -137,7 +132,7 @@ def from_answer(answer, model, x0, what, target_name: str) -> Shown:
     if answer.question == "flip":
         meets = result.success and predicted == target
     else:
-        meets = result.success and float(result.proba[target]) >= answer.alpha * (1 - PROBABILITY_ROUND_OFF)
+        meets = result.success and float(result.proba[target]) >= answer.alpha
     if answer.lam is not None:
         lam_text = f"{answer.lam:.6g}"
     elif not result.success or result.distance == 0:
@@ -184,9 +179,7 @@ def from_recourse(answer, model, x0, what, dataset, target_name: str) -> Shown:
         before, after = int(np.argmax(x0[columns])), int(np.argmax(x[columns]))
         if before != after:
             level_changes.append((group.name, group.levels[before], group.levels[after]))
-    meets = bool(result.success) and predicted == target
-    if answer.alpha is not None:
-        meets = meets and float(result.proba[target]) >= answer.alpha * (1 - PROBABILITY_ROUND_OFF)
+    meets = bool(result.success) and predicted == target  # success includes recourse's own p >= alpha check
     image = dataset.kind == "image"
     return Shown(source="recourse", title=recourse_title(answer.key.budget, image, answer.alpha, target_name), x=x,
                  proba=result.proba, predicted=predicted, target=target, lam=None, lam_text="—",

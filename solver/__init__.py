@@ -7,6 +7,7 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 """
 
 from ._api import METHODS, invert, invert_path
+from ._batch import BatchResult, closest_with_probability_batch, invert_batch, minimal_flip_batch
 from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel
@@ -14,6 +15,10 @@ from ._probability import closest_with_probability
 from ._result import CounterfactualResult, InversionPath, InversionResult, IterationHistory
 
 __all__ = [
+    "BatchResult",
+    "closest_with_probability_batch",
+    "invert_batch",
+    "minimal_flip_batch",
     "CounterfactualResult",
     "DEFAULT_MARGIN",
     "closest_with_probability",

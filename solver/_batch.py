@@ -205,7 +205,10 @@ class BatchProblem:
         if not self.rescaled:
             return np.array(Y, dtype=np.float64, copy=True)
         X = np.array(X0, dtype=np.float64, copy=True)
-        X[:, self.constraints.free] = Y / self.constraints.scale
+        values = Y / self.constraints.scale
+        if self.bounded:  # y / scale may land an ulp outside a range that y itself meets
+            values = np.minimum(np.maximum(values, self.constraints.lower), self.constraints.upper)
+        X[:, self.constraints.free] = values
         return X
 
     def outside(self, Y0: np.ndarray) -> np.ndarray:

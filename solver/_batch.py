@@ -25,9 +25,10 @@ from ._batch_kernels import (
     sigmoid_rows,
     target_logit_margins,
 )
-from ._constraints import Constraints, parse_constraints
+from ._constraints import Constraints, immutable_mask, parse_constraints
 from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._iteration import succeeded
+from ._levels import check_groups
 from ._model import SoftmaxModel
 from ._probability import closest_with_probability
 from ._problem import check_model
@@ -173,6 +174,7 @@ class BatchProblem:
     constraints: Constraints | None
     rescaled: bool
     cost: np.ndarray | None
+    frozen: np.ndarray | None = None  # the immutable mask, one-hot groups included
 
     @property
     def lower(self):
@@ -224,18 +226,26 @@ class BatchProblem:
         return np.sqrt(np.einsum("ij,j,ij->i", diff, self.cost, diff))
 
 
-def pose_batch(model: SoftmaxModel, immutable=None, cost=None, bounds=None) -> BatchProblem:
-    """Validate the constraint arguments once for the whole batch (as ``_problem.pose`` does for a row)."""
-    constraints = parse_constraints(model.n_features, immutable, cost, bounds)
+def pose_batch(model: SoftmaxModel, immutable=None, cost=None, bounds=None, categorical=None) -> BatchProblem:
+    """Validate the constraint arguments once for the whole batch (as ``_problem.pose`` does for a row).
+
+    One-hot groups in ``categorical`` are frozen, as the single-row questions freeze them when no level
+    may change: their columns join the immutable ones.
+    """
+    frozen = immutable_mask(immutable, model.n_features)
+    for columns in check_groups(categorical, model.n_features):
+        frozen[list(columns)] = True
+    frozen = frozen if frozen.any() else None
+    constraints = parse_constraints(model.n_features, frozen, cost, bounds)
     weights = None if cost is None else np.broadcast_to(np.asarray(cost, dtype=np.float64), (model.n_features,))
     if constraints is None:
         return BatchProblem(model, model, None, False, weights)
     if constraints.free.size == 0:
         raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
     if constraints.free.size == model.n_features and np.all(constraints.scale == 1.0):
-        return BatchProblem(model, model, constraints, False, weights)
+        return BatchProblem(model, model, constraints, False, weights, frozen)
     scaled = model.column_scaled(constraints.free, constraints.scale, constraints.key)
-    return BatchProblem(model, scaled, constraints, True, weights)
+    return BatchProblem(model, scaled, constraints, True, weights, frozen)
 
 
 def _chunk_rows(chunk_size, per_row_bytes: int) -> int:
@@ -297,7 +307,7 @@ def _relative_logits(Z: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 # -- invert ------------------------------------------------------------------------------------------
 def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable=None, cost=None, bounds=None,
-                 chunk_size=None) -> BatchResult:
+                 categorical=None, chunk_size=None) -> BatchResult:
     r""":func:`solver.invert` for every row of ``X0``: the minimiser of
 
     .. math:: E_i(x) = \frac{\lambda_i}{2} \sum_j c_j (x_j - x_{0ij})^2 - \log p_{k_i}(x)
@@ -318,6 +328,8 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     lam : float or array_like (n,) of float > 0
     tol, max_iter, immutable, cost, bounds
         As in :func:`solver.invert` (the same for every row).
+    categorical : sequence of index tuples, optional
+        One-hot groups, frozen (their columns are immutable), as the single-row questions freeze them.
     chunk_size : int, optional
         Rows per chunk (default: from a ~48 MB working-memory budget). Results do not depend on it.
 
@@ -346,7 +358,7 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     targets = check_targets(targets, n, model.n_classes)
     lams = check_lams_per_row(lam, n)
     tol = check_tol(tol)
-    problem = pose_batch(model, immutable, cost, bounds)
+    problem = pose_batch(model, immutable, cost, bounds, categorical)
     default = DEFAULT_MAX_ITER_BOUNDED if problem.bounded else DEFAULT_MAX_ITER
     max_iter = check_positive_int(default if max_iter is None else max_iter, "max_iter")
     out = _Output(n, model.n_features, model.n_classes)
@@ -407,7 +419,7 @@ _SUCCESS_CODES = np.array([code for code in range(5) if succeeded(code)])
 
 # -- minimal flip ------------------------------------------------------------------------------------
 def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=None, cost=None, bounds=None,
-                       chunk_size=None) -> BatchResult:
+                       categorical=None, chunk_size=None) -> BatchResult:
     r""":func:`solver.minimal_flip` for every row of ``X0``: the projection
 
     .. math:: \min_x \tfrac12 \sum_j c_j (x_j - x_{0ij})^2 \quad \text{s.t.} \quad
@@ -426,8 +438,8 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
         As in :func:`invert_batch`.
     margin : float or array_like (n,) of float >= 0
         As in :func:`solver.minimal_flip` (default 1e-6 logits).
-    immutable, cost, bounds
-        As in :func:`solver.minimal_flip`.
+    immutable, cost, bounds, categorical
+        As in :func:`solver.minimal_flip`; one-hot groups are frozen (no level changes in batches).
 
     Returns
     -------
@@ -447,14 +459,14 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
     n = X0.shape[0]
     targets = check_targets(targets, n, model.n_classes)
     margins = check_margins(margin, n)
-    problem = pose_batch(model, immutable, cost, bounds)
+    problem = pose_batch(model, immutable, cost, bounds, categorical)
     out = _Output(n, model.n_features, model.n_classes, with_margin=True)
     K = model.n_classes
     basis = problem.model.reduced_basis()
     with np.errstate(all="ignore"):
         if problem.bounded or basis.rank < K - 1:
             for i in range(n):
-                single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=immutable,
+                single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
                                       cost=cost, bounds=bounds)
                 out.from_single(i, single, X0[i])
         else:
@@ -506,20 +518,12 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
         used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])  # past the round-off
         pending = pending[retry]
     for i in np.flatnonzero(fallback):  # the active-set method did not finish: the single-row function answers
-        single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=_immutable(problem),
+        single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
                               cost=problem.cost)
         out.from_single(rows.start + i, single, X0[i])
     mine = np.flatnonzero(~fallback)
     _finish_flip(problem, X[mine], X0[mine], Z[mine], targets[mine], margins[mine], used[mine], steps[mine],
                  violation[mine], valid[mine], already[mine], out, rows.start + mine)
-
-
-def _immutable(problem):
-    if problem.constraints is None:
-        return None
-    mask = np.ones(problem.user.n_features, dtype=bool)
-    mask[problem.constraints.free] = False
-    return mask if mask.any() else None
 
 
 def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, violation, valid, already, out, rows):
@@ -557,7 +561,7 @@ def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, violation, va
 
 # -- closest with probability ------------------------------------------------------------------------
 def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None, cost=None, bounds=None,
-                                   lam_range=(1e-12, 1e8), chunk_size=None) -> BatchResult:
+                                   categorical=None, lam_range=(1e-12, 1e8), chunk_size=None) -> BatchResult:
     r""":func:`solver.closest_with_probability` for every row of ``X0``:
 
     .. math:: \min_x \sum_j c_j (x_j - x_{0ij})^2 \quad \text{s.t.} \quad p_{k_i}(x) \ge \alpha_i
@@ -594,10 +598,10 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
     targets = check_targets(targets, n, model.n_classes)
     alphas = check_alphas(alpha, n)
     lam_range = check_lam_range(lam_range)
-    problem = pose_batch(model, immutable, cost, bounds)
+    problem = pose_batch(model, immutable, cost, bounds, categorical)
     out = _Output(n, model.n_features, model.n_classes, with_lam=True)
     K = model.n_classes
-    kwargs = dict(immutable=immutable, cost=cost, bounds=bounds, lam_range=lam_range)
+    kwargs = dict(immutable=problem.frozen, cost=cost, bounds=bounds, lam_range=lam_range)
     with np.errstate(all="ignore"):
         if problem.bounded:
             for i in range(n):

@@ -24,6 +24,7 @@ from ._batch_kernels import (
     nnls_rows,
     sigmoid_rows,
     target_logit_margins,
+    two_class_start,
 )
 from ._constraints import Constraints, immutable_mask, parse_constraints
 from ._flip import DEFAULT_MARGIN, minimal_flip
@@ -39,7 +40,7 @@ from ._validation import check_lam_range, check_positive_int, check_tol
 DEFAULT_MAX_ITER = 200  # reduced Newton, as invert
 DEFAULT_MAX_ITER_BOUNDED = 500  # projected Newton, as invert
 # Working memory per chunk; the chunk size follows from it and the problem's dimensions.
-CHUNK_BYTES = 48 * 2**20
+CHUNK_BYTES = 20 * 2**20
 _MAX_OUTER_BYTES = 64 * 2**20  # BoundedRows' A_k o A_l table (F x K^2) is built only below this
 
 
@@ -316,9 +317,11 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
 
     Without ranges, reduced Newton (MATH.md section 2) for all rows at once: after the once-per-model
     basis, ``O(D K)`` per row to form ``w0`` and to lift ``u`` to ``x``, and ``O(K^3)`` per row and
-    iteration in stacked ``(n, r, r)`` solves. With ranges, projected Newton (section 6) with the
-    K x K systems of section 3 stacked, ``O(D K^2)`` per row and iteration. Each row takes the steps
-    the single-row loop takes; rows that converged leave the working set.
+    iteration in stacked ``(n, r, r)`` solves. Each row starts from the exact answer of its two-class
+    problem between the target and its strongest rival (the answer itself for K = 2) when that is lower
+    than x0, so it needs fewer damped steps than the single-row loop from x0. With ranges, projected Newton (section 6) with the
+    K x K systems of section 3 stacked, ``O(D K^2)`` per row and iteration, from x0 as the single-row
+    loop; each Newton step is the single-row loop's step. Rows that converged leave the working set.
 
     Parameters
     ----------
@@ -331,7 +334,7 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     categorical : sequence of index tuples, optional
         One-hot groups, frozen (their columns are immutable), as the single-row questions freeze them.
     chunk_size : int, optional
-        Rows per chunk (default: from a ~48 MB working-memory budget). Results do not depend on it.
+        Rows per chunk (default: from a ~20 MB working-memory budget). Results do not depend on it.
 
     Returns
     -------
@@ -371,7 +374,7 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
                 _invert_bounded(problem, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows, outer)
         else:
             basis = problem.model.reduced_basis()
-            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * (ReducedRows.batch + 4) + 2 * F))
+            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 4 + 2 * F + 12 * K))
             for rows in _chunks(n, size):
                 _invert_reduced(problem, basis, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows)
     return out.result(targets, "projected-newton" if problem.bounded else "newton", start_time, lam=lams)
@@ -389,8 +392,11 @@ def _invert_reduced(problem, basis, X0, targets, lams, tol, max_iter, out, rows)
     Z0 = problem.user.decision_function(X0)
     w0 = _relative_logits(Z0, targets)
     energy = ReducedRows(basis.M, w0, targets, lams)
-    U, proba, _, grad_norm, n_iter, status, floor = newton_rows(energy, np.zeros((X0.shape[0], basis.rank)),
-                                                                tol, max_iter)
+    every = np.arange(X0.shape[0])
+    start = two_class_start(basis.M, w0, targets, lams)
+    better = energy.evaluate(every, start)[0] < energy.evaluate(every, np.zeros_like(start))[0]
+    start[~better] = 0.0  # from x0, as the single-row invert starts, unless the two-class answer is lower
+    U, proba, _, grad_norm, n_iter, status, floor = newton_rows(energy, start, tol, max_iter)
     X = problem.to_full(problem.reduced(X0) + basis.lift(U), X0)
     _finish_invert(problem, X, X0, proba, grad_norm, n_iter, status, floor, tol, "newton", out, rows)
 

@@ -249,10 +249,10 @@ def pose_batch(model: SoftmaxModel, immutable=None, cost=None, bounds=None, cate
     return BatchProblem(model, scaled, constraints, True, weights, frozen)
 
 
-def _chunk_rows(chunk_size, per_row_bytes: int) -> int:
+def _chunk_rows(chunk_size, per_row_bytes: int, least: int = 16) -> int:
     if chunk_size is not None:
         return check_positive_int(chunk_size, "chunk_size")
-    return int(max(16, min(16384, CHUNK_BYTES // max(per_row_bytes, 1))))
+    return int(max(least, min(4096, CHUNK_BYTES // max(per_row_bytes, 1))))
 
 
 def _chunks(n: int, size: int):
@@ -374,9 +374,11 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
                 _invert_bounded(problem, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows, outer)
         else:
             basis = problem.model.reduced_basis()
-            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 4 + 2 * F + 12 * K))
+            size = _chunk_rows(chunk_size, 8 * (max(basis.rank, 1) * (K + basis.rank) * 4 + 12 * K))
+            lift_rows = _chunk_rows(None, 8 * 4 * model.n_features)  # the D-sized steps, in smaller pieces
             for rows in _chunks(n, size):
-                _invert_reduced(problem, basis, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows)
+                _invert_reduced(problem, basis, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows,
+                                lift_rows)
     return out.result(targets, "projected-newton" if problem.bounded else "newton", start_time, lam=lams)
 
 
@@ -388,7 +390,7 @@ def _outer_table(A: np.ndarray):
     return (A[:, None, :] * A[None, :, :]).reshape(K * K, F).T.copy()
 
 
-def _invert_reduced(problem, basis, X0, targets, lams, tol, max_iter, out, rows):
+def _invert_reduced(problem, basis, X0, targets, lams, tol, max_iter, out, rows, lift_rows):
     Z0 = problem.user.decision_function(X0)
     w0 = _relative_logits(Z0, targets)
     energy = ReducedRows(basis.M, w0, targets, lams)
@@ -397,8 +399,10 @@ def _invert_reduced(problem, basis, X0, targets, lams, tol, max_iter, out, rows)
     better = energy.evaluate(every, start)[0] < energy.evaluate(every, np.zeros_like(start))[0]
     start[~better] = 0.0  # from x0, as the single-row invert starts, unless the two-class answer is lower
     U, proba, _, grad_norm, n_iter, status, floor = newton_rows(energy, start, tol, max_iter)
-    X = problem.to_full(problem.reduced(X0) + basis.lift(U), X0)
-    _finish_invert(problem, X, X0, proba, grad_norm, n_iter, status, floor, tol, "newton", out, rows)
+    for piece in _chunks(X0.shape[0], lift_rows):
+        X = problem.to_full(problem.reduced(X0[piece]) + basis.lift(U[piece]), X0[piece])
+        _finish_invert(problem, X, X0[piece], proba[piece], grad_norm[piece], n_iter[piece], status[piece],
+                       floor[piece], tol, "newton", out, slice(rows.start + piece.start, rows.start + piece.stop))
 
 
 def _invert_bounded(problem, X0, targets, lams, tol, max_iter, out, rows, outer):
@@ -480,7 +484,7 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
             diagonal = np.diag(MM)
             # G_k = (M - 1 m_k^T)(M - 1 m_k^T)^T for each target k: (K, K, K), row and column k zero
             G_all = MM[None] - MM[:, :, None] - MM[:, None, :] + diagonal[:, None, None]
-            size = _chunk_rows(chunk_size, 8 * (6 * K * K + 2 * model.n_features))
+            size = _chunk_rows(chunk_size, 8 * (6 * K * K + 3 * model.n_features), least=64)
             for rows in _chunks(n, size):
                 _flip_reduced(problem, basis, G_all, X0[rows], targets[rows], margins[rows], out, rows)
     return out.result(targets, "minimal-flip", start_time)
@@ -615,7 +619,7 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
                 out.from_single(i, single, X0[i])
         else:
             basis = problem.model.reduced_basis()
-            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 8 + 2 * model.n_features))
+            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 8 + 3 * model.n_features), least=64)
             for rows in _chunks(n, size):
                 _closest_unbounded(problem, basis, X0[rows], targets[rows], alphas[rows], lam_range, out, rows,
                                    kwargs)

@@ -35,6 +35,8 @@ from ._objective import EPS
 from ._result import CONVERGED, MAX_ITER, NON_FINITE
 from ._rules import KKT_MAX_ITER, PENALISED_TOL
 
+_CLASS_MAJOR_MAX = 16  # systems up to this size are factorised class-major
+
 
 def cholesky_columns(H: np.ndarray):
     """Cholesky factors of the SPD matrices ``H[:, :, j]`` (m, m, n), class-major so that every step is one
@@ -72,6 +74,12 @@ def solve_columns(H: np.ndarray, *rhs: np.ndarray):
     a system whose factorisation fails is solved by :func:`spd_solve` (Cholesky, else least squares)."""
     if H.shape[0] == 0:
         return tuple(np.zeros_like(b) for b in rhs)
+    if H.shape[0] > _CLASS_MAJOR_MAX:  # large systems: one LAPACK call each costs less than m^2 numpy steps
+        stacked = np.ascontiguousarray(H.transpose(2, 0, 1))
+        try:
+            return tuple(np.linalg.solve(stacked, b.T[:, :, None])[:, :, 0].T for b in rhs)
+        except np.linalg.LinAlgError:
+            return tuple(np.stack([spd_solve(h, v) for h, v in zip(stacked, b.T)], axis=1) for b in rhs)
     L, ok = cholesky_columns(H)
     solutions = tuple(cholesky_substitute(L, b) for b in rhs)
     for j in np.flatnonzero(~ok):

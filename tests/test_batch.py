@@ -225,3 +225,18 @@ def test_minimal_flip_batch_with_other_margins_equals_the_single_row_answers(rng
         single = minimal_flip(model, X0[i], int(targets[i]), margin=margin)
         assert batch.success[i] == single.success and batch.margin[i] == single.margin
         np.testing.assert_allclose(batch.X[i], single.x, atol=1e-9 * (1 + np.abs(single.x).max()))
+
+
+def test_batch_benchmark_smoke_run(tmp_path):
+    """A small run of benchmarks/batch_benchmark.py, so the script cannot rot (no timing is asserted)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import batch_benchmark
+
+    frame = batch_benchmark.main(["--smoke", "--out", str(tmp_path)])
+    assert (tmp_path / "smoke_batch.csv").exists() and len(frame) == 12
+    invert_rows = frame[frame.question == "invert"]
+    assert invert_rows.check.str.startswith("within the bound").all()
+    assert frame[frame.question != "invert"].check.str.endswith("success agrees: True").all()

@@ -131,3 +131,15 @@ def test_command_line_audits_a_small_file(german, tmp_path, capsys):
     code = cli.main(["--model", str(tmp_path / "m.pkl"), "--data", str(tmp_path / "rows.parquet"), "--target", "good",
                      "--out", str(tmp_path / "never.parquet"), "--workers", "0"])
     assert code == 2 and "pickle" in capsys.readouterr().err and not (tmp_path / "never.parquet").exists()
+
+
+def test_dask_benchmark_smoke_run(tmp_path):
+    """A small run of benchmarks/dask_benchmark.py (its own two-worker cluster); no timing is asserted."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import dask_benchmark
+
+    summary = dask_benchmark.main(["--rows", "3000", "--partition", "1000", "--out", str(tmp_path)])
+    assert int(summary.rows.iloc[0]) == 3000 and (tmp_path / "dask_audit_small.csv").exists()

@@ -91,6 +91,19 @@ class BatchResult:
     def __len__(self) -> int:
         return self.X.shape[0]
 
+    @staticmethod
+    def concat(parts) -> "BatchResult":
+        """The rows of several results of the same question, in order (e.g. slices solved one after another
+        to show progress); ``time_s`` is their sum."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("concat needs at least one BatchResult")
+        fields = {}
+        for name in ("X", "proba", "distance", "success", "n_iter", "grad_norm", "message", "target", "lam", "margin"):
+            values = [getattr(p, name) for p in parts]
+            fields[name] = None if values[0] is None else np.concatenate(values)
+        return BatchResult(method=parts[0].method, time_s=float(sum(p.time_s for p in parts)), **fields)
+
 
 # -- validation at the boundary ----------------------------------------------------------------------
 def check_rows(X0, n_features: int, name: str = "X0") -> np.ndarray:

@@ -1,7 +1,9 @@
 """The Dask path against the in-memory batch, row for row, on a real two-process LocalCluster; the
 command line on a small file; SoftmaxModel's pickling for Dask's transport."""
 
+import contextlib
 import pickle
+import sys
 
 import numpy as np
 import pandas as pd
@@ -29,9 +31,25 @@ def german():
     return model, frame, groups, data
 
 
+@contextlib.contextmanager
+def spawnable_main():
+    """Worker processes are spawned, and a spawned child re-runs ``__main__`` from its file unless the module
+    has a name to import. Streamlit's AppTest (test_app.py) leaves its temporary script as ``__main__``;
+    hide that file while workers start, so they do not run the script."""
+    main = sys.modules["__main__"]
+    hidden = {}
+    if getattr(main, "__spec__", None) is None and "__file__" in main.__dict__:
+        hidden["__file__"] = main.__dict__.pop("__file__")
+    try:
+        yield
+    finally:
+        main.__dict__.update(hidden)
+
+
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with spawnable_main():
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -141,5 +159,6 @@ def test_dask_benchmark_smoke_run(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import dask_benchmark
 
-    summary = dask_benchmark.main(["--rows", "3000", "--partition", "1000", "--out", str(tmp_path)])
+    with spawnable_main():
+        summary = dask_benchmark.main(["--rows", "3000", "--partition", "1000", "--out", str(tmp_path)])
     assert int(summary.rows.iloc[0]) == 3000 and (tmp_path / "dask_audit_small.csv").exists()

@@ -17,6 +17,7 @@ import numpy as np
 from ._batch_kernels import (
     BoundedRows,
     ReducedRows,
+    bounded_projection_rows,
     kkt_newton_rows,
     lead_round_off,
     logit_leads,
@@ -189,6 +190,7 @@ class BatchProblem:
     rescaled: bool
     cost: np.ndarray | None
     frozen: np.ndarray | None = None  # the immutable mask, one-hot groups included
+    bounds: tuple | None = None  # the ranges as the user gave them, for the single-row fallbacks
 
     @property
     def lower(self):
@@ -257,9 +259,9 @@ def pose_batch(model: SoftmaxModel, immutable=None, cost=None, bounds=None, cate
     if constraints.free.size == 0:
         raise ValueError("every feature is immutable (or has cost 0): nothing can change; free at least one feature")
     if constraints.free.size == model.n_features and np.all(constraints.scale == 1.0):
-        return BatchProblem(model, model, constraints, False, weights, frozen)
+        return BatchProblem(model, model, constraints, False, weights, frozen, bounds)
     scaled = model.column_scaled(constraints.free, constraints.scale, constraints.key)
-    return BatchProblem(model, scaled, constraints, True, weights, frozen)
+    return BatchProblem(model, scaled, constraints, True, weights, frozen, bounds)
 
 
 def _chunk_rows(chunk_size, per_row_bytes: int, least: int = 16) -> int:
@@ -452,8 +454,12 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
     ``min_{mu >= 0} 1/2 mu^T G_k mu - h_i^T mu`` with ``G_k = N_k N_k^T`` shared by every row with target
     k, solved for all rows by Lawson-Hanson's active-set method in stacked K x K solves; ``O(D K)`` per
     row to form ``h`` and lift the answer. Answers that miss half the margin by round-off are re-solved
-    with a larger margin, as the single-row function does. With ranges, and for models whose basis has
-    rank < K - 1 (K > D + 1), each row is answered by :func:`solver.minimal_flip` itself.
+    with a larger margin, as the single-row function does. With ranges, projected Newton on the dual
+    ``max_{mu >= 0} q(mu)``, ``y(mu) = clip(y0 - Abar^T mu)``, with stacked K x K systems and the final
+    active set's equalities solved exactly; a row whose dual does not converge (among them those whose
+    target region is empty within the ranges) is answered by :func:`solver.minimal_flip`, whose linear
+    programme decides feasibility. For models whose basis has rank < K - 1 (K > D + 1) every row is
+    answered by :func:`solver.minimal_flip` itself.
 
     Parameters
     ----------
@@ -487,7 +493,12 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
     K = model.n_classes
     basis = problem.model.reduced_basis()
     with np.errstate(all="ignore"):
-        if problem.bounded or basis.rank < K - 1:
+        if problem.bounded:
+            outer = _outer_table(problem.model.coef)
+            size = _chunk_rows(chunk_size, 8 * (6 * K * K + 6 * problem.model.n_features), least=64)
+            for rows in _chunks(n, size):
+                _flip_bounded(problem, outer, X0[rows], targets[rows], margins[rows], out, rows)
+        elif basis.rank < K - 1:
             for i in range(n):
                 single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
                                       cost=cost, bounds=bounds)
@@ -514,7 +525,6 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
     X, Z = X0.copy(), Z0.copy()
     used = margins.copy()
     steps = np.zeros(n, dtype=np.int64)
-    violation = np.full(n, np.nan)
     valid = already.copy()
     fallback = np.zeros(n, dtype=bool)
     Y0 = problem.reduced(X0)
@@ -533,9 +543,6 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
         m = margins[pending]
         ok = np.where(m > 0, lead >= MARGIN_SLACK * m, lead >= -lead_round_off(Zp)) & converged
         X[pending], Z[pending], steps[pending], valid[pending] = Xp, Zp, taken, ok
-        # the dual's optimality measure: the largest constraint violation h - G mu over the other classes
-        residual = np.where(eligible[pending], h - np.einsum("ikl,il->ik", G_all[t], mu), -np.inf)
-        violation[pending] = np.maximum(residual.max(axis=1), 0.0)
         fallback[pending[~converged]] = True
         retry = ~ok & converged & (m > 0) & (nudge < MAX_MARGIN_NUDGES)
         used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])  # past the round-off
@@ -546,16 +553,60 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
         out.from_single(rows.start + i, single, X0[i])
     mine = np.flatnonzero(~fallback)
     _finish_flip(problem, X[mine], X0[mine], Z[mine], targets[mine], margins[mine], used[mine], steps[mine],
-                 violation[mine], valid[mine], already[mine], out, rows.start + mine)
+                 valid[mine], already[mine], np.zeros(mine.size, dtype=bool), out, rows.start + mine)
 
 
-def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, violation, valid, already, out, rows):
+def _flip_bounded(problem, outer, X0, targets, margins, out, rows):
+    """With ranges: :func:`bounded_projection_rows` (projected Newton on the dual), the same nudges; rows
+    whose dual does not converge (an empty region within the ranges among them) are answered by
+    :func:`solver.minimal_flip`, whose linear programme says whether any x qualifies."""
+    model = problem.user
+    n = X0.shape[0]
+    Z0 = model.decision_function(X0)
+    Y0 = problem.reduced(X0)
+    intercepts = problem.intercepts(X0)
+    outside = problem.outside(Y0)
+    already = (logit_leads(Z0, targets) >= margins) & ~outside
+    X, Z = X0.copy(), Z0.copy()
+    used = margins.copy()
+    steps = np.zeros(n, dtype=np.int64)
+    valid = already.copy()
+    fallback = np.zeros(n, dtype=bool)
+    pending = np.flatnonzero(~already)
+    for nudge in range(MAX_MARGIN_NUDGES + 1):
+        if pending.size == 0:
+            break
+        t = targets[pending]
+        Y, taken, converged = bounded_projection_rows(problem.model.coef, intercepts[pending], Y0[pending], t,
+                                                      used[pending], problem.lower, problem.upper, outer)
+        Xp = problem.to_full(Y, X0[pending])
+        Zp = model.decision_function(Xp)
+        lead = logit_leads(Zp, t)
+        m = margins[pending]
+        ok = np.where(m > 0, lead >= MARGIN_SLACK * m, lead >= -lead_round_off(Zp)) & converged
+        X[pending], Z[pending], steps[pending], valid[pending] = Xp, Zp, taken, ok
+        fallback[pending[~converged]] = True
+        retry = ~ok & converged & (m > 0) & (nudge < MAX_MARGIN_NUDGES)
+        used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])
+        pending = pending[retry]
+    for i in np.flatnonzero(fallback):
+        single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
+                              cost=problem.cost, bounds=problem.bounds)
+        out.from_single(rows.start + i, single, X0[i])
+    mine = np.flatnonzero(~fallback)
+    _finish_flip(problem, X[mine], X0[mine], Z[mine], targets[mine], margins[mine], used[mine], steps[mine],
+                 valid[mine], already[mine], outside[mine], out, rows.start + mine)
+
+
+def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, valid, already, outside, out, rows):
     """Fill the output rows ``rows`` (indices) from the batched projection."""
     model = problem.user
     n = X0.shape[0]
     every = np.arange(n)
     lead = logit_leads(Z, targets)
     gaps = Z - Z[every, targets][:, None] + used[:, None]  # B y + c of the single-row function
+    gaps[every, targets] = -np.inf
+    violation = np.maximum(gaps.max(axis=1), 0.0)  # the largest constraint violation at the answer
     gaps[every, targets] = np.inf
     tied = (np.abs(gaps) <= lead_round_off(Z)[:, None]).sum(axis=1)
     messages = []
@@ -565,8 +616,10 @@ def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, violation, va
             messages.append(f"x0 is already predicted as class {k} with the margin; nothing changes")
         elif valid[i]:
             count = int(tied[i])
+            moved = " The source was outside its ranges and was moved into them." if outside[i] else ""
             messages.append(f"class {k} leads every other class by {lead[i]:.3g} in the logits (margin "
-                            f"{margins[i]:g}); {count} decision boundar{'y is' if count == 1 else 'ies are'} active.")
+                            f"{margins[i]:g}); {count} decision boundar{'y is' if count == 1 else 'ies are'} active."
+                            f"{moved}")
         else:
             messages.append(f"the projection missed the target's region: the target's logit leads by {lead[i]:.3g}, "
                             f"short of the margin {margins[i]:g}")

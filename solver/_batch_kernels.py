@@ -500,6 +500,135 @@ def nnls_rows(G: np.ndarray, h: np.ndarray, eligible: np.ndarray, max_steps: int
     return mu, steps, done
 
 
+def bounded_projection_rows(A, intercepts, y0, targets, margins, lower, upper, outer=None, tol_scale=1e-11,
+                            max_iter=60):
+    """Projection of each row's ``y0`` onto ``{Abar_k y + c <= 0 (others), lower <= y <= upper}`` (the flip's
+    target region within the ranges, MATH.md section 6) by projected Newton on its (K-1)-variable dual,
+
+        max_{mu >= 0} q(mu) = 1/2 ||y(mu) - y0||^2 + mu^T (Abar y(mu) + c),   y(mu) = clip(y0 - Abar^T mu),
+
+    whose gradient is the constraints' values ``Abar y(mu) + c`` and whose generalised Hessian is
+    ``-Abar_F Abar_F^T`` over the unclipped features F (Bertsekas' projected Newton, with an Armijo
+    search along the projection arc); then the equalities of the final active set are solved exactly,
+    as the single-row function polishes. Rows whose dual does not converge (among them those whose
+    region is empty within the ranges: the dual is unbounded) have ``converged`` False.
+
+    Returns ``(y, steps, converged)``.
+    """
+    n, F = y0.shape
+    K = A.shape[0]
+    every = np.arange(n)
+    others = np.ones((n, K), dtype=bool)
+    others[every, targets] = False
+    a_k = A[targets]
+    c = intercepts - intercepts[every, targets][:, None] + margins[:, None]
+    c[every, targets] = 0.0
+    scale = 1.0 + np.abs(c).max(axis=1)
+    identity = np.eye(K)
+
+    def primal(rows, mu):
+        v = y0[rows] - (mu @ A - mu.sum(axis=1)[:, None] * a_k[rows])
+        y = np.minimum(np.maximum(v, lower), upper)
+        h = y @ A.T - np.einsum("ij,ij->i", y, a_k[rows])[:, None] + c[rows]
+        h[~others[rows]] = 0.0
+        diff = y - y0[rows]
+        q = 0.5 * np.einsum("ij,ij->i", diff, diff) + np.einsum("ij,ij->i", mu, h)
+        return y, h, (v > lower) & (v < upper), q
+
+    def gram(rows, free, mask):
+        """``Abar_F Abar_F^T`` restricted to ``mask`` (identity elsewhere), class-major (K, K, m)."""
+        f = free.astype(np.float64)
+        if outer is not None:
+            AfA = (f @ outer).reshape(-1, K, K)
+        else:
+            AfA = np.matmul(A[None, :, :] * f[:, None, :], A.T)
+        t = targets[rows]
+        m = rows.size
+        col = AfA[np.arange(m), :, t]  # (m, K): A_F a_k
+        kk = AfA[np.arange(m), t, t]
+        G = AfA - col[:, :, None] - col[:, None, :] + kk[:, None, None]
+        both = mask[:, :, None] & mask[:, None, :]
+        G = np.where(both, G, 0.0) + identity * (~mask)[:, :, None]
+        return G
+
+    mu = np.zeros((n, K))
+    y, h, free, q = primal(every, mu)
+    steps = np.zeros(n, dtype=np.int64)
+    converged = np.zeros(n, dtype=bool)
+    active = every
+    for iteration in range(max_iter):
+        if active.size == 0:
+            break
+        a = active
+        projected = mu[a] - np.maximum(0.0, mu[a] + h[a])  # mu - P(mu - grad f), f = -q
+        done = np.abs(projected).max(axis=1) <= tol_scale * scale[a]
+        converged[a[done]] = True
+        steps[a[done]] = iteration
+        a = a[~done]
+        active = a
+        if a.size == 0:
+            break
+        grad = -h[a]
+        eps = np.minimum(1e-3, np.abs(projected[~done]).max(axis=1))[:, None]
+        pinned = others[a] & (mu[a] <= eps) & (grad > 0)
+        loose = others[a] & ~pinned
+        G = gram(a, free[a], loose)
+        ridge = 1e-12 * np.maximum(1.0, np.abs(G).max(axis=(1, 2)))
+        G = G + ridge[:, None, None] * identity
+        rhs = np.ascontiguousarray(np.where(loose, h[a], 0.0).T)
+        newton = solve_columns(np.ascontiguousarray(G.transpose(1, 2, 0)), rhs)[0].T
+        direction = np.where(loose, newton, np.where(pinned, -grad, 0.0))
+        step = np.ones(a.size)
+        searching = np.arange(a.size)
+        accepted = np.zeros(a.size, dtype=bool)
+        f0 = -q[a]
+        for _ in range(40):
+            if searching.size == 0:
+                break
+            rows = a[searching]
+            trial_mu = np.maximum(0.0, mu[rows] + step[searching, None] * direction[searching])
+            ty, th, tfree, tq = primal(rows, trial_mu)
+            change = trial_mu - mu[rows]
+            predicted = np.einsum("ij,ij->i", grad[searching], change)
+            slack = ROUND_OFF_ULPS * EPS * np.maximum(1.0, np.abs(f0[searching]))
+            ok = np.isfinite(tq) & (-tq <= f0[searching] + ARMIJO * predicted + slack)
+            hit = searching[ok]
+            r = a[hit]
+            mu[r], y[r], h[r], free[r], q[r] = trial_mu[ok], ty[ok], th[ok], tfree[ok], tq[ok]
+            accepted[hit] = True
+            searching = searching[~ok]
+            step[searching] *= 0.5
+        active = a[accepted]
+        blown = np.abs(mu[active]).max(axis=1) > 1e12 * scale[active]
+        active = active[~blown]
+    # Polish: the equalities of the active set, solved exactly (as _flip._project_bounded does)
+    done = np.flatnonzero(converged)
+    for _ in range(5):
+        if done.size == 0:
+            break
+        S = others[done] & (mu[done] > 1e-12 * np.maximum(1.0, mu[done].max(axis=1))[:, None])
+        has = S.any(axis=1)
+        rows = done[has]
+        if rows.size == 0:
+            break
+        S = S[has]
+        fixed_y = np.where(free[rows], y0[rows], y[rows])
+        rhs = fixed_y @ A.T - np.einsum("ij,ij->i", fixed_y, a_k[rows])[:, None] + c[rows]
+        G = gram(rows, free[rows], S)
+        solved = solve_columns(np.ascontiguousarray(G.transpose(1, 2, 0)),
+                               np.ascontiguousarray(np.where(S, rhs, 0.0).T))[0].T
+        keep = ~(S & (solved < 0)).any(axis=1)
+        rows, solved, S = rows[keep], solved[keep], S[keep]
+        candidate = np.where(S, solved, 0.0)
+        same = np.all(candidate == mu[rows], axis=1)
+        ty, th, tfree, tq = primal(rows, candidate)
+        mu[rows], y[rows], h[rows], q[rows] = candidate, ty, th, tq
+        changed = ~np.all(tfree == free[rows], axis=1)
+        free[rows] = tfree
+        done = rows[changed & ~same]
+    return y, steps, converged
+
+
 def kkt_newton_rows(N: np.ndarray, w0: np.ndarray, targets: np.ndarray, goal: np.ndarray, lam_range,
                     start=None):
     """Newton on the optimality conditions of ``min 1/2 ||u||^2  s.t.  m_i(u) >= goal_i`` for every row: the

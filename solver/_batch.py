@@ -334,9 +334,10 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     basis, ``O(D K)`` per row to form ``w0`` and to lift ``u`` to ``x``, and ``O(K^3)`` per row and
     iteration in stacked ``(n, r, r)`` solves. Each row starts from the exact answer of its two-class
     problem between the target and its strongest rival (the answer itself for K = 2) when that is lower
-    than x0, so it needs fewer damped steps than the single-row loop from x0. With ranges, projected Newton (section 6) with the
-    K x K systems of section 3 stacked, ``O(D K^2)`` per row and iteration, from x0 as the single-row
-    loop; each Newton step is the single-row loop's step. Rows that converged leave the working set.
+    than x0, so it needs fewer damped steps than the single-row loop from x0. With ranges, projected
+    Newton (section 6) with the K x K systems of section 3 stacked, ``O(D K^2)`` per row and iteration,
+    from x0 as the single-row loop; each Newton step is the single-row loop's step. Rows that converged
+    leave the working set.
 
     Parameters
     ----------

@@ -27,7 +27,8 @@ BACKTRACK_STEPS = SHRINK ** np.arange(1, MAX_BACKTRACKS + 1)  # the steps tried 
 ROUND_OFF_ULPS = 64
 # The gradient lam (x - x0) + Abar^T p is computed with an error of a few ulps of its terms; this many.
 FLOOR_ULPS = 100
-ACTIVE_MARGIN = 1e-3  # projected Newton (Bertsekas): a bound counts as active within min(margin, ||projected gradient||)
+# Projected Newton (Bertsekas): a bound counts as active within min(margin, ||projected gradient||).
+ACTIVE_MARGIN = 1e-3
 
 
 @dataclass(frozen=True, eq=False)

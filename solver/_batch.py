@@ -8,6 +8,7 @@ bounds the memory; the chunking does not change any row's answer.
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from ._model import SoftmaxModel
 from ._probability import closest_with_probability
 from ._problem import check_model
 from ._result import status_message
-from ._rules import AIM_ABOVE, LAM_NUDGE, MARGIN_SLACK, MAX_LAM_NUDGES, MAX_MARGIN_NUDGES
+from ._rules import AIM_ABOVE, LAM_NUDGE, LOG_STEP, MARGIN_SLACK, MAX_LAM_NUDGES, MAX_MARGIN_NUDGES, PENALISED_TOL
 from ._validation import check_lam_range, check_positive_int, check_tol
 
 DEFAULT_MAX_ITER = 200  # reduced Newton, as invert
@@ -646,8 +647,11 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
     Without ranges: for K = 2 the explicit answer of MATH.md section 5 for all rows at once; for K > 2
     Newton on the optimality conditions in the reduced space (the bordered ``(r+1)`` systems stacked),
     ``O(K^3)`` per row and iteration. Every answer is nudged to the side ``p >= alpha`` exactly as the
-    single-row function does. With ranges, and for rows where the reduced Newton does not converge, each
-    row is answered by :func:`solver.closest_with_probability` itself.
+    single-row function does. With ranges, the single-row search for all rows at once: brackets of lam by
+    factors of 100 from lam = 1, then regula falsi (Illinois) on ``log lam`` to 1e-13, each probe a
+    warm-started batched projected Newton solve; the answer is the bracket's end on the side
+    ``p >= alpha``. Rows where a solve fails, and rows where the reduced Newton does not converge, are
+    answered by :func:`solver.closest_with_probability` itself.
 
     Parameters
     ----------
@@ -681,9 +685,11 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
     kwargs = dict(immutable=problem.frozen, cost=cost, bounds=bounds, lam_range=lam_range)
     with np.errstate(all="ignore"):
         if problem.bounded:
-            for i in range(n):
-                single = closest_with_probability(model, X0[i], int(targets[i]), float(alphas[i]), **kwargs)
-                out.from_single(i, single, X0[i])
+            outer = _outer_table(problem.model.coef)
+            F = problem.model.n_features
+            size = _chunk_rows(chunk_size, 8 * (F * (BoundedRows.batch + 14) + 6 * K * K), least=64)
+            for rows in _chunks(n, size):
+                _closest_bounded(problem, outer, X0[rows], targets[rows], alphas[rows], lam_range, out, rows, kwargs)
         else:
             basis = problem.model.reduced_basis()
             size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 8 + 3 * model.n_features), least=64)
@@ -734,6 +740,137 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
     out.message[g] = [f"p = {pt:.6g} >= {a:g} at lam = {la:.6g}." if good else
                       f"p = {pt:.6g} reached at lam = {la:.6g}, short of {a:g}. "
                       for pt, a, la, good in zip(p_target, alphas[i], lam[j], ok)]
+
+
+def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, kwargs):
+    """With ranges: the lam where ``p_k(x*(lam)) = alpha`` for every row at once, as the single-row
+    ``_lam_search`` finds it: bracket by factors of 100 from lam = 1, then shrink the bracket on ``log lam``
+    (Illinois' regula falsi, bisection when it stalls) to 1e-13, each probe a warm-started batched projected
+    Newton solve. The answer is the bracket's end on the side ``p >= alpha``, so no nudge is needed. Rows
+    whose solves fail are answered by :func:`solver.closest_with_probability`."""
+    model = problem.user
+    base = rows.start
+    goal = np.log(alphas) - np.log1p(-alphas)
+    Y0 = problem.reduced(X0)
+    intercepts = problem.intercepts(X0)
+    outside = problem.outside(Y0)
+    start = np.minimum(np.maximum(Y0, problem.lower), problem.upper)
+    X_start = problem.to_full(start, X0)
+    proba_start = model.predict_proba(X_start)
+    qualifies = target_logit_margins(model.decision_function(X_start), targets) >= goal
+    for i in np.flatnonzero(qualifies):
+        g = base + i
+        p = proba_start[i, targets[i]]
+        out.X[g], out.proba[g], out.success[g], out.n_iter[g], out.lam[g] = X_start[i], proba_start[i], True, 0, np.inf
+        out.distance[g] = problem.distance(X_start[i:i + 1], X0[i:i + 1])[0] if outside[i] else 0.0
+        out.message[g] = (f"the source was outside its ranges; moved into them it has p = {p:.4g} >= {alphas[i]:g}"
+                          if outside[i] else f"x0 already has p = {p:.4g} >= {alphas[i]:g}")
+    P = np.flatnonzero(~qualifies)
+    if P.size == 0:
+        return
+
+    def probe(idx, log_lam, warm):
+        energy = BoundedRows(problem.model.coef, intercepts[P[idx]], Y0[P[idx]], targets[P[idx]], np.exp(log_lam),
+                             problem.lower, problem.upper, outer)
+        Y, _, _, grad_norm, _, status, _ = newton_rows(energy, energy.clip(warm), PENALISED_TOL,
+                                                       DEFAULT_MAX_ITER_BOUNDED)
+        X = problem.to_full(Y, X0[P[idx]])
+        excess = target_logit_margins(model.decision_function(X), targets[P[idx]]) - goal[P[idx]]
+        return excess, Y, X, grad_norm, np.isin(status, _SUCCESS_CODES)
+
+    m = P.size
+    every = np.arange(m)
+    low_limit, high_limit = math.log(lam_range[0]), math.log(lam_range[1])
+    low = np.full(m, min(max(0.0, low_limit), high_limit))
+    high = low.copy()
+    f_low, Y_low, X_low, g_low, ok = probe(every, low, start[P])
+    failed = ~ok
+    f_high, Y_high, X_high, g_high = f_low.copy(), Y_low.copy(), X_low.copy(), g_low.copy()
+    probes = np.ones(m, dtype=np.int64)
+    while True:  # p stays above alpha: a larger lam
+        up = np.flatnonzero(~failed & (f_high >= 0) & (high < high_limit))
+        if up.size == 0:
+            break
+        low[up], f_low[up], Y_low[up], X_low[up], g_low[up] = high[up], f_high[up], Y_high[up], X_high[up], g_high[up]
+        high[up] = np.minimum(high[up] + LOG_STEP, high_limit)
+        f_high[up], Y_high[up], X_high[up], g_high[up], ok = probe(up, high[up], Y_high[up])
+        probes[up] += 1
+        failed[up[~ok]] = True
+    while True:  # alpha not reached: a smaller lam
+        down = np.flatnonzero(~failed & (f_low < 0) & (low > low_limit))
+        if down.size == 0:
+            break
+        high[down], f_high[down], Y_high[down], X_high[down] = low[down], f_low[down], Y_low[down], X_low[down]
+        low[down] = np.maximum(low[down] - LOG_STEP, low_limit)
+        f_low[down], Y_low[down], X_low[down], g_low[down], ok = probe(down, low[down], Y_low[down])
+        probes[down] += 1
+        failed[down[~ok]] = True
+    unreachable = ~failed & (f_low < 0)
+    at_top = ~failed & ~unreachable & (f_high >= 0)  # p >= alpha up to the largest lam: its minimiser answers
+    X_low[at_top], low[at_top], g_low[at_top] = X_high[at_top], high[at_top], g_high[at_top]
+    side = np.zeros(m, dtype=np.int8)  # Illinois: which end moved last (-1 low, +1 high)
+    weight_low, weight_high = f_low.copy(), f_high.copy()
+    searching = np.flatnonzero(~failed & ~unreachable & ~at_top)
+    for _ in range(_MAX_BRACKET_STEPS):
+        width = high[searching] - low[searching]
+        wide = width > 2 * (_LOG_LAM_XTOL + 4 * EPS_ROWS * np.maximum(np.abs(low[searching]), np.abs(high[searching])))
+        searching = searching[wide & (f_low[searching] > 0)]
+        if searching.size == 0:
+            break
+        s = searching
+        a, b = low[s], high[s]
+        c = b - weight_high[s] * (b - a) / (weight_high[s] - weight_low[s])  # regula falsi on the weights
+        c = np.where((c > a) & (c < b), c, 0.5 * (a + b))
+        # as Brent's method, never closer than the tolerance to an end: a root within it of an end is then
+        # bracketed to the tolerance by the next probe
+        tol = _LOG_LAM_XTOL + 4 * EPS_ROWS * np.maximum(np.abs(a), np.abs(b))
+        c = np.minimum(np.maximum(c, a + tol), b - tol)
+        fc, Yc, Xc, gc, ok = probe(s, c, Y_low[s])
+        probes[s] += 1
+        failed[s[~ok]] = True
+        above = ok & (fc >= 0)
+        below = ok & (fc < 0)
+        lo_rows, hi_rows = s[above], s[below]
+        # Illinois: when the same end moves twice running, the other end's weight is halved
+        weight_high[lo_rows[side[lo_rows] == -1]] *= 0.5
+        weight_low[hi_rows[side[hi_rows] == 1]] *= 0.5
+        low[lo_rows], f_low[lo_rows], Y_low[lo_rows], X_low[lo_rows], g_low[lo_rows] = (
+            c[above], fc[above], Yc[above], Xc[above], gc[above])
+        high[hi_rows], f_high[hi_rows], Y_high[hi_rows] = c[below], fc[below], Yc[below]
+        weight_low[lo_rows], weight_high[hi_rows] = fc[above], fc[below]
+        side[lo_rows], side[hi_rows] = -1, 1
+        searching = s[ok]
+    else:
+        failed[searching] = True
+    for j in np.flatnonzero(failed):  # the single-row function answers
+        i = P[j]
+        single = closest_with_probability(model, X0[i], int(targets[i]), float(alphas[i]), **kwargs)
+        out.from_single(base + i, single, X0[i])
+    answered = np.flatnonzero(~failed & ~unreachable)
+    i = P[answered]
+    g = base + i
+    X = X_low[answered]
+    p = model.predict_proba(X)
+    out.X[g], out.proba[g], out.success[g] = X, p, True
+    out.distance[g] = problem.distance(X, X0[i])
+    out.lam[g], out.n_iter[g], out.grad_norm[g] = np.exp(low[answered]), probes[answered], g_low[answered]
+    moved = np.where(outside[i], " The source was outside its ranges and was moved into them.", "")
+    out.message[g] = [f"p = {pk:.6g} >= {a:g} at lam = {la:.6g}.{mv}" for pk, a, la, mv in
+                      zip(p[np.arange(i.size), targets[i]], alphas[i], np.exp(low[answered]), moved)]
+    lost = np.flatnonzero(unreachable)
+    i = P[lost]
+    g = base + i
+    proba0 = model.predict_proba(X0[i])
+    best = model.predict_proba(X_low[lost])[np.arange(i.size), targets[i]]
+    out.X[g], out.proba[g], out.success[g], out.distance[g] = X0[i], proba0, False, np.inf
+    out.n_iter[g], out.lam[g] = probes[lost], np.nan
+    out.message[g] = [f"p = {a:g} is out of reach: even lam = {lam_range[0]:g} gives only p = {pb:.6g}"
+                      for a, pb in zip(alphas[i], best)]
+
+
+_LOG_LAM_XTOL = 1e-13  # as the single-row search's brentq
+_MAX_BRACKET_STEPS = 200
+EPS_ROWS = float(np.finfo(np.float64).eps)
 
 
 def _binary_rows(problem, Y0, X0, Z0, targets, goal, alphas):

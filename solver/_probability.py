@@ -22,11 +22,10 @@ from ._result import CounterfactualResult
 from ._rules import AIM_ABOVE as _AIM_ABOVE
 from ._rules import KKT_MAX_ITER as _KKT_MAX_ITER
 from ._rules import LAM_NUDGE as _LAM_NUDGE
+from ._rules import LOG_STEP as _LOG_STEP
 from ._rules import MAX_LAM_NUDGES as _MAX_NUDGES
 from ._rules import PENALISED_TOL as _TOL
 from ._validation import check_instance, check_lam_range, check_probability, check_target
-
-_LOG_STEP = math.log(100.0)  # bracketing steps in log lam
 
 
 def _target_logit_margin(model, x, target) -> float:

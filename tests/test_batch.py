@@ -207,12 +207,19 @@ def test_closest_with_probability_batch_equals_the_single_row_answers(rng, shape
 
 def test_closest_with_probability_batch_with_ranges_and_out_of_reach_rows(rng):
     model, X0, targets, _ = problems(rng, 4, 5, 12, scale=2.0)
+    X0[0] = [3.0, 0.0, 0.0, 0.0, 0.0]  # outside the ranges: moved into them, whether or not it qualifies
     alphas = np.tile([0.6, 0.99999], 6)
     kwargs = dict(bounds=(-1.0, 1.0))
     batch = closest_with_probability_batch(model, X0, targets, alphas, **kwargs)
     for i in range(12):
         single = closest_with_probability(model, X0[i], int(targets[i]), float(alphas[i]), **kwargs)
-        assert batch.success[i] == single.success and batch.message[i] == single.message
+        assert batch.success[i] == single.success
+        if single.success:  # the same lam to the search's tolerance, so the same answer
+            assert batch.lam[i] == pytest.approx(single.lam, rel=1e-7)
+            np.testing.assert_allclose(batch.X[i], single.x, atol=1e-8)
+            assert batch.message[i].split(" at lam")[0] == single.message.split(" at lam")[0]
+        else:
+            assert batch.message[i] == single.message
     assert 0 < batch.success.sum() < 12
     assert np.all(batch.X[batch.success] >= -1.0) and np.all(batch.X[batch.success] <= 1.0)
 
@@ -265,3 +272,19 @@ def test_batch_benchmark_smoke_run(tmp_path):
     invert_rows = frame[frame.question == "invert"]
     assert invert_rows.check.str.startswith("within the bound").all()
     assert frame[frame.question != "invert"].check.str.endswith("success agrees: True").all()
+
+
+def test_a_source_outside_its_ranges_is_moved_into_them_even_when_it_already_qualifies():
+    model = SoftmaxModel([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]], [0.0, 0.0, 0.0])
+    X0 = np.array([[3.0, 0.0], [0.5, 0.2], [-2.5, 0.4]])  # rows 0 and 2 break the ranges; row 0 has class 0
+    bounds = (np.array([-2.0, -2.0]), np.array([2.0, 2.0]))
+    for batch, single in ((minimal_flip_batch(model, X0, 0, bounds=bounds),
+                           lambda x: minimal_flip(model, x, 0, bounds=bounds)),
+                          (closest_with_probability_batch(model, X0, 0, 0.6, bounds=bounds),
+                           lambda x: closest_with_probability(model, x, 0, 0.6, bounds=bounds))):
+        assert np.all(batch.X >= -2.0) and np.all(batch.X <= 2.0) and batch.success.all()
+        assert "outside its ranges" in batch.message[0] and "outside its ranges" in batch.message[2]
+        for i in range(3):
+            expected = single(X0[i])
+            np.testing.assert_allclose(batch.X[i], expected.x, atol=1e-9)
+            assert batch.distance[i] == pytest.approx(expected.distance, rel=1e-9, abs=1e-12)

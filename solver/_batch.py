@@ -33,6 +33,7 @@ from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._iteration import succeeded
 from ._levels import check_groups
 from ._model import SoftmaxModel
+from ._objective import EPS
 from ._probability import closest_with_probability
 from ._problem import check_model
 from ._result import status_message
@@ -812,8 +813,8 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     weight_low, weight_high = f_low.copy(), f_high.copy()
     searching = np.flatnonzero(~failed & ~unreachable & ~at_top)
     for _ in range(_MAX_BRACKET_STEPS):
-        width = high[searching] - low[searching]
-        wide = width > 2 * (_LOG_LAM_XTOL + 4 * EPS_ROWS * np.maximum(np.abs(low[searching]), np.abs(high[searching])))
+        a, b = low[searching], high[searching]
+        wide = b - a > 2 * (_LOG_LAM_XTOL + 4 * EPS * np.maximum(np.abs(a), np.abs(b)))
         searching = searching[wide & (f_low[searching] > 0)]
         if searching.size == 0:
             break
@@ -823,7 +824,7 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
         c = np.where((c > a) & (c < b), c, 0.5 * (a + b))
         # as Brent's method, never closer than the tolerance to an end: a root within it of an end is then
         # bracketed to the tolerance by the next probe
-        tol = _LOG_LAM_XTOL + 4 * EPS_ROWS * np.maximum(np.abs(a), np.abs(b))
+        tol = _LOG_LAM_XTOL + 4 * EPS * np.maximum(np.abs(a), np.abs(b))
         c = np.minimum(np.maximum(c, a + tol), b - tol)
         fc, Yc, Xc, gc, ok = probe(s, c, Y_low[s])
         probes[s] += 1
@@ -870,7 +871,6 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
 
 _LOG_LAM_XTOL = 1e-13  # as the single-row search's brentq
 _MAX_BRACKET_STEPS = 200
-EPS_ROWS = float(np.finfo(np.float64).eps)
 
 
 def _binary_rows(problem, Y0, X0, Z0, targets, goal, alphas):

@@ -268,7 +268,7 @@ def test_batch_benchmark_smoke_run(tmp_path):
     import batch_benchmark
 
     frame = batch_benchmark.main(["--smoke", "--out", str(tmp_path)])
-    assert (tmp_path / "smoke_batch.csv").exists() and len(frame) == 12
+    assert (tmp_path / "smoke_batch.csv").exists() and len(frame) == 15
     invert_rows = frame[frame.question == "invert"]
     assert invert_rows.check.str.startswith("within the bound").all()
     assert frame[frame.question != "invert"].check.str.endswith("success agrees: True").all()

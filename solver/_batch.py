@@ -66,7 +66,7 @@ class BatchResult:
         The optimality measure at the answer: ``||grad E||`` (the projected gradient with ranges) for
         invert and for the probability question's penalised problem; for flips the largest constraint
         violation of the dual's solution (0 at the exact projection); NaN where nothing was solved.
-    message : ndarray (n,) of str
+    message : ndarray (n,) of str (object dtype)
     target : ndarray (n,) of int
     lam : ndarray (n,) or None
         invert: the trade-off of each row; probability: the lam whose minimiser is the answer (``inf``
@@ -314,7 +314,7 @@ class _Output:
 
     def result(self, targets, method, start_time, lam=None):
         return BatchResult(X=self.X, proba=self.proba, distance=self.distance, success=self.success,
-                           n_iter=self.n_iter, grad_norm=self.grad_norm, message=self.message.astype(str),
+                           n_iter=self.n_iter, grad_norm=self.grad_norm, message=self.message,
                            target=targets, lam=self.lam if lam is None else lam, margin=self.margin, method=method,
                            time_s=time.perf_counter() - start_time)
 
@@ -438,8 +438,8 @@ def _finish_invert(problem, X, X0, proba, grad_norm, n_iter, status, floor, tol,
     out.X[rows], out.proba[rows] = X, proba
     out.distance[rows] = np.where(ok, problem.distance(X, X0), np.inf)
     out.success[rows], out.n_iter[rows], out.grad_norm[rows] = ok, n_iter, grad_norm
-    out.message[rows] = [status_message(int(s), float(g), tol, int(i), float(f), method)
-                         for s, g, i, f in zip(status, grad_norm, n_iter, floor)]
+    out.message[rows] = [status_message(s, g, tol, i, f, method)  # Python scalars format fastest
+                         for s, g, i, f in zip(status.tolist(), grad_norm.tolist(), n_iter.tolist(), floor.tolist())]
 
 
 _SUCCESS_CODES = np.array([code for code in range(5) if succeeded(code)])
@@ -613,12 +613,13 @@ def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, valid, alread
     gaps[every, targets] = np.inf
     tied = (np.abs(gaps) <= lead_round_off(Z)[:, None]).sum(axis=1)
     messages = []
+    lead, margins, tied, targets_list = lead.tolist(), margins.tolist(), tied.tolist(), targets.tolist()
     for i in range(n):
-        k = int(targets[i])
+        k = targets_list[i]
         if already[i]:
             messages.append(f"x0 is already predicted as class {k} with the margin; nothing changes")
         elif valid[i]:
-            count = int(tied[i])
+            count = tied[i]
             moved = " The source was outside its ranges and was moved into them." if outside[i] else ""
             messages.append(f"class {k} leads every other class by {lead[i]:.3g} in the logits (margin "
                             f"{margins[i]:g}); {count} decision boundar{'y is' if count == 1 else 'ies are'} active."
@@ -740,7 +741,7 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
     out.success[g], out.n_iter[g], out.lam[g], out.grad_norm[g] = ok, iterations[j], lam[j], grad_norm[j]
     out.message[g] = [f"p = {pt:.6g} >= {a:g} at lam = {la:.6g}." if good else
                       f"p = {pt:.6g} reached at lam = {la:.6g}, short of {a:g}. "
-                      for pt, a, la, good in zip(p_target, alphas[i], lam[j], ok)]
+                      for pt, a, la, good in zip(p_target.tolist(), alphas[i].tolist(), lam[j].tolist(), ok.tolist())]
 
 
 def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, kwargs):
@@ -857,7 +858,8 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     out.lam[g], out.n_iter[g], out.grad_norm[g] = np.exp(low[answered]), probes[answered], g_low[answered]
     moved = np.where(outside[i], " The source was outside its ranges and was moved into them.", "")
     out.message[g] = [f"p = {pk:.6g} >= {a:g} at lam = {la:.6g}.{mv}" for pk, a, la, mv in
-                      zip(p[np.arange(i.size), targets[i]], alphas[i], np.exp(low[answered]), moved)]
+                      zip(p[np.arange(i.size), targets[i]].tolist(), alphas[i].tolist(),
+                          np.exp(low[answered]).tolist(), moved.tolist())]
     lost = np.flatnonzero(unreachable)
     i = P[lost]
     g = base + i
@@ -866,7 +868,7 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     out.X[g], out.proba[g], out.success[g], out.distance[g] = X0[i], proba0, False, np.inf
     out.n_iter[g], out.lam[g] = probes[lost], np.nan
     out.message[g] = [f"p = {a:g} is out of reach: even lam = {lam_range[0]:g} gives only p = {pb:.6g}"
-                      for a, pb in zip(alphas[i], best)]
+                      for a, pb in zip(alphas[i].tolist(), best.tolist())]
 
 
 _LOG_LAM_XTOL = 1e-13  # as the single-row search's brentq

@@ -166,8 +166,10 @@ class ReducedRows:
     def direction(self, rows, U, proba, grad, grad_norm):
         r = self.M.shape[1]
         mean = self.centred.T @ proba.T  # (r, m), class-major like the Hessians (r, r, m)
-        hessian = (self.outer.T @ proba.T).reshape(r, r, -1) - mean[:, None, :] * mean[None, :, :]
-        hessian += self.identity[:, :, None] * self.lams[rows]
+        hessian = (self.outer.T @ proba.T).reshape(r, r, -1)
+        hessian -= mean[:, None, :] * mean[None, :, :]
+        diagonal = np.arange(r)
+        hessian[diagonal, diagonal] += self.lams[rows]
         vector = -solve_columns(hessian, np.ascontiguousarray(grad.T))[0].T
         return vector, np.einsum("ij,ij->i", grad, vector), None
 

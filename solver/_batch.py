@@ -42,10 +42,11 @@ from ._validation import check_lam_range, check_positive_int, check_tol
 
 DEFAULT_MAX_ITER = 200  # reduced Newton, as invert
 DEFAULT_MAX_ITER_BOUNDED = 500  # projected Newton, as invert
-# Working memory per chunk; the chunk size follows from it and the problem's dimensions. With ranges the
-# trial points are D-sized and smaller chunks stay in cache (measured best at ~200 rows on MNIST).
+# Working memory per chunk; the chunk size follows from it and the problem's dimensions. Where a chunk's
+# arrays are D-sized (the questions, ranges) smaller chunks stay in cache: measured best at ~1,000 rows
+# for MNIST's flips and ~200 with pixel ranges, ~8,000 for reduced Newton without ranges on digits.
 CHUNK_BYTES = 48 * 2**20
-BOUNDED_CHUNK_BYTES = 20 * 2**20
+D_CHUNK_BYTES = 20 * 2**20
 _MAX_OUTER_BYTES = 64 * 2**20  # BoundedRows' A_k o A_l table (F x K^2) is built only below this
 
 
@@ -390,7 +391,7 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     with np.errstate(all="ignore"):
         if problem.bounded:
             outer = _outer_table(problem.model.coef)
-            size = _chunk_rows(chunk_size, 8 * (F * (BoundedRows.batch + 8) + 6 * K * K), budget=BOUNDED_CHUNK_BYTES)
+            size = _chunk_rows(chunk_size, 8 * (F * (BoundedRows.batch + 8) + 6 * K * K), budget=D_CHUNK_BYTES)
             for rows in _chunks(n, size):
                 _invert_bounded(problem, X0[rows], targets[rows], lams[rows], tol, max_iter, out, rows, outer)
         else:
@@ -502,7 +503,7 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
         if problem.bounded:
             outer = _outer_table(problem.model.coef)
             size = _chunk_rows(chunk_size, 8 * (6 * K * K + 6 * problem.model.n_features), least=64,
-                               budget=BOUNDED_CHUNK_BYTES)
+                               budget=D_CHUNK_BYTES)
             for rows in _chunks(n, size):
                 _flip_bounded(problem, outer, X0[rows], targets[rows], margins[rows], out, rows)
         elif basis.rank < K - 1:
@@ -515,7 +516,7 @@ def minimal_flip_batch(model, X0, targets, margin=DEFAULT_MARGIN, *, immutable=N
             diagonal = np.diag(MM)
             # G_k = (M - 1 m_k^T)(M - 1 m_k^T)^T for each target k: (K, K, K), row and column k zero
             G_all = MM[None] - MM[:, :, None] - MM[:, None, :] + diagonal[:, None, None]
-            size = _chunk_rows(chunk_size, 8 * (6 * K * K + 3 * model.n_features), least=64)
+            size = _chunk_rows(chunk_size, 8 * (6 * K * K + 3 * model.n_features), least=64, budget=D_CHUNK_BYTES)
             for rows in _chunks(n, size):
                 _flip_reduced(problem, basis, G_all, X0[rows], targets[rows], margins[rows], out, rows)
     return out.result(targets, "minimal-flip", start_time)
@@ -694,12 +695,13 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
             outer = _outer_table(problem.model.coef)
             F = problem.model.n_features
             size = _chunk_rows(chunk_size, 8 * (F * (BoundedRows.batch + 14) + 6 * K * K), least=64,
-                               budget=BOUNDED_CHUNK_BYTES)
+                               budget=D_CHUNK_BYTES)
             for rows in _chunks(n, size):
                 _closest_bounded(problem, outer, X0[rows], targets[rows], alphas[rows], lam_range, out, rows, kwargs)
         else:
             basis = problem.model.reduced_basis()
-            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 8 + 3 * model.n_features), least=64)
+            size = _chunk_rows(chunk_size, 8 * (K * max(basis.rank, 1) * 8 + 3 * model.n_features), least=64,
+                               budget=D_CHUNK_BYTES)
             for rows in _chunks(n, size):
                 _closest_unbounded(problem, basis, X0[rows], targets[rows], alphas[rows], lam_range, out, rows,
                                    kwargs)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import softmax
 
 from ._batch_kernels import (
     BoundedRows,
@@ -560,7 +561,7 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
                               cost=problem.cost)
         out.from_single(rows.start + i, single, X0[i])
     mine = np.flatnonzero(~fallback)
-    _finish_flip(problem, X[mine], X0[mine], Z[mine], targets[mine], margins[mine], used[mine], steps[mine],
+    _finish_flip(problem, X[mine], X0[mine], Z[mine], Z0[mine], targets[mine], margins[mine], used[mine], steps[mine],
                  valid[mine], already[mine], np.zeros(mine.size, dtype=bool), out, rows.start + mine)
 
 
@@ -602,13 +603,12 @@ def _flip_bounded(problem, outer, X0, targets, margins, out, rows):
                               cost=problem.cost, bounds=problem.bounds)
         out.from_single(rows.start + i, single, X0[i])
     mine = np.flatnonzero(~fallback)
-    _finish_flip(problem, X[mine], X0[mine], Z[mine], targets[mine], margins[mine], used[mine], steps[mine],
+    _finish_flip(problem, X[mine], X0[mine], Z[mine], Z0[mine], targets[mine], margins[mine], used[mine], steps[mine],
                  valid[mine], already[mine], outside[mine], out, rows.start + mine)
 
 
-def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, valid, already, outside, out, rows):
+def _finish_flip(problem, X, X0, Z, Z0, targets, margins, used, steps, valid, already, outside, out, rows):
     """Fill the output rows ``rows`` (indices) from the batched projection."""
-    model = problem.user
     n = X0.shape[0]
     every = np.arange(n)
     lead = logit_leads(Z, targets)
@@ -635,7 +635,7 @@ def _finish_flip(problem, X, X0, Z, targets, margins, used, steps, valid, alread
     moved = valid & ~already
     answer = np.where(moved[:, None], X, X0)
     out.X[rows] = answer
-    out.proba[rows] = model.predict_proba(answer)
+    out.proba[rows] = softmax(np.where(moved[:, None], Z, Z0), axis=1)
     out.distance[rows] = np.where(valid, np.where(moved, problem.distance(answer, X0), 0.0), np.inf)
     out.success[rows] = valid
     out.n_iter[rows] = np.where(already, 0, steps)
@@ -715,7 +715,7 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
     goal = np.log(alphas) - np.log1p(-alphas)
     Z0 = model.decision_function(X0)
     qualifies = target_logit_margins(Z0, targets) >= goal
-    proba0 = model.predict_proba(X0)
+    proba0 = softmax(Z0, axis=1)
     for i in np.flatnonzero(qualifies):
         out.X[base + i], out.proba[base + i], out.distance[base + i] = X0[i], proba0[i], 0.0
         out.success[base + i], out.n_iter[base + i], out.lam[base + i] = True, 0, np.inf
@@ -739,10 +739,11 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
     i = pending[j]
     Z = model.decision_function(X[j])
     ok = target_logit_margins(Z, targets[i]) >= goal[i]
-    p = model.predict_proba(X[j])
+    p = softmax(Z, axis=1)
     p_target = p[np.arange(j.size), targets[i]]
     g = base + i
-    out.X[g] = np.where(ok[:, None], X[j], X0[i])
+    out.X[g] = X[j]
+    out.X[g[~ok]] = X0[i[~ok]]
     out.proba[g] = np.where(ok[:, None], p, proba0[i])
     out.distance[g] = np.where(ok, problem.distance(X[j], X0[i]), np.inf)
     out.success[g], out.n_iter[g], out.lam[g], out.grad_norm[g] = ok, iterations[j], lam[j], grad_norm[j]
@@ -765,8 +766,9 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     outside = problem.outside(Y0)
     start = np.minimum(np.maximum(Y0, problem.lower), problem.upper)
     X_start = problem.to_full(start, X0)
-    proba_start = model.predict_proba(X_start)
-    qualifies = target_logit_margins(model.decision_function(X_start), targets) >= goal
+    Z_start = model.decision_function(X_start)
+    proba_start = softmax(Z_start, axis=1)
+    qualifies = target_logit_margins(Z_start, targets) >= goal
     for i in np.flatnonzero(qualifies):
         g = base + i
         p = proba_start[i, targets[i]]
@@ -924,9 +926,8 @@ def _kkt_rows(problem, basis, Y0, X0, Z0, targets, goal, lam_range):
     """K > 2: :func:`kkt_newton_rows`, answers nudged to the side ``p >= alpha`` as in ``_probability._reduced``."""
     w0 = _relative_logits(Z0, targets)
     M = basis.M
-    N = M[None, :, :] - M[targets][:, None, :]
     aim = goal + AIM_ABOVE * (1.0 + np.abs(goal))
-    u, lam, mu, iterations, converged = kkt_newton_rows(N, w0, targets, aim, lam_range)
+    u, lam, mu, iterations, converged = kkt_newton_rows(M, w0, targets, aim, lam_range)
     X = X0.copy()
     todo = np.flatnonzero(converged)
     failed = ~converged
@@ -940,14 +941,15 @@ def _kkt_rows(problem, basis, Y0, X0, Z0, targets, goal, lam_range):
             break
         todo = todo[short]
         aim[todo] += AIM_ABOVE * 4.0**nudge * (1.0 + np.abs(goal[todo]))
-        sub = kkt_newton_rows(N[todo], w0[todo], targets[todo], aim[todo], lam_range, (u[todo], mu[todo]))
+        sub = kkt_newton_rows(M, w0[todo], targets[todo], aim[todo], lam_range, (u[todo], mu[todo]))
         u[todo], lam[todo], mu[todo], iterations[todo] = sub[0], sub[1], sub[2], sub[3]
         failed[todo[~sub[4]]] = True
         todo = todo[sub[4]]
     # ||lam u + N^T p|| = lam ||u + mu N_o^T q|| at the answer
-    W = np.where(np.arange(N.shape[1])[None, :] == targets[:, None], -np.inf, w0 + np.einsum("ikr,ir->ik", N, u))
+    W = w0 + u @ M.T - np.einsum("ir,ir->i", u, M[targets])[:, None]
+    W[np.arange(W.shape[0]), targets] = -np.inf
     q = np.exp(W - W.max(axis=1)[:, None])
     q /= q.sum(axis=1)[:, None]
-    r1 = u + mu[:, None] * np.einsum("ik,ikr->ir", q, N)
+    r1 = u + mu[:, None] * (q @ M - M[targets])
     return X, lam, iterations, lam * np.sqrt(np.einsum("ij,ij->i", r1, r1)), ~failed
 

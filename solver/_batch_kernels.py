@@ -631,30 +631,37 @@ def bounded_projection_rows(A, intercepts, y0, targets, margins, lower, upper, o
     return y, steps, converged
 
 
-def kkt_newton_rows(N: np.ndarray, w0: np.ndarray, targets: np.ndarray, goal: np.ndarray, lam_range,
+def kkt_newton_rows(M: np.ndarray, w0: np.ndarray, targets: np.ndarray, goal: np.ndarray, lam_range,
                     start=None):
     """Newton on the optimality conditions of ``min 1/2 ||u||^2  s.t.  m_i(u) >= goal_i`` for every row: the
     rows' twin of ``_probability._kkt_newton`` (the same bordered system, step halving, stopping rule).
 
-    ``N`` (n, K, r) is each row's ``M - M[k_i]``, ``w0`` (n, K) its relative logits. Returns
+    ``M`` (K, r) is the basis's ``A P`` (each row's ``N = M - 1 m_k^T``), ``w0`` (n, K) the rows' relative
+    logits. As in :class:`ReducedRows` every product is a GEMM with M: ``N u = M u - (m_k . u) 1``,
+    ``N_o^T q = M^T q - m_k`` (q sums to 1 over the other classes) and the curvature
+    ``N_o^T (diag q - q q^T) N_o`` is the covariance of M's rows under q. Returns
     ``(u, lam, mu, iterations, converged)``; a row that did not converge (or whose lam falls outside
     ``lam_range``) has ``converged`` False and is answered by the caller's fallback.
     """
-    n, K, r = N.shape
+    n, K = w0.shape
+    r = M.shape[1]
     every = np.arange(n)
     others = np.ones((n, K), dtype=bool)
     others[every, targets] = False
-    n_norm = np.sqrt(np.einsum("ikr,ikr->i", N, N))
-    identity = np.eye(r)
+    Mk = M[targets]
+    n_norm = np.sqrt(((M[None, :, :] - M[:, None, :]) ** 2).sum(axis=(1, 2)))[targets]
+    centred = M - M.mean(axis=0)
+    outer = (centred[:, :, None] * centred[:, None, :]).reshape(K, r * r)
+    diagonal = np.arange(r)
 
     def residual(rows, u, mu):
-        w = np.where(others[rows], w0[rows] + np.einsum("ikr,ir->ik", N[rows], u), -np.inf)
+        w = np.where(others[rows], w0[rows] + u @ M.T - np.einsum("ir,ir->i", u, Mk[rows])[:, None], -np.inf)
         top = w.max(axis=1)
         e = np.exp(w - top[:, None])
         total = e.sum(axis=1)
         q = e / total[:, None]
         margin = -(top + np.log(total))
-        g = np.einsum("ik,ikr->ir", q, N[rows])
+        g = q @ M - Mk[rows]
         r1 = u + mu[:, None] * g
         r2 = margin - goal[rows]
         norm = np.sqrt(np.einsum("ij,ij->i", r1, r1) + r2**2)
@@ -691,12 +698,13 @@ def kkt_newton_rows(N: np.ndarray, w0: np.ndarray, targets: np.ndarray, goal: np
             if a.size == 0:
                 active = a
                 break
-            Nq = N[a]
-            centred = Nq - g[a][:, None, :]
-            S = np.sqrt(q[a])[:, :, None] * centred
-            hessian = identity + mu[a, None, None] * np.matmul(S.transpose(0, 2, 1), S)
-            h_r1, h_g = solve_columns(np.ascontiguousarray(hessian.transpose(1, 2, 0)), np.ascontiguousarray(r1[a].T),
-                                      np.ascontiguousarray(g[a].T))
+            qa = q[a]
+            mean = centred.T @ qa.T  # (r, m), class-major like the Hessians (r, r, m)
+            hessian = (outer.T @ qa.T).reshape(r, r, -1)
+            hessian -= mean[:, None, :] * mean[None, :, :]
+            hessian *= mu[a]
+            hessian[diagonal, diagonal] += 1.0
+            h_r1, h_g = solve_columns(hessian, np.ascontiguousarray(r1[a].T), np.ascontiguousarray(g[a].T))
             h_r1, h_g = h_r1.T, h_g.T
             d_mu = -(r2[a] + np.einsum("ij,ij->i", g[a], h_r1)) / np.einsum("ij,ij->i", g[a], h_g)
             d_u = -(h_r1 + d_mu[:, None] * h_g)

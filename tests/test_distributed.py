@@ -162,3 +162,17 @@ def test_dask_benchmark_smoke_run(tmp_path):
     with spawnable_main():
         summary = dask_benchmark.main(["--rows", "3000", "--partition", "1000", "--out", str(tmp_path)])
     assert int(summary.rows.iloc[0]) == 3000 and (tmp_path / "dask_audit_small.csv").exists()
+
+
+def test_a_dask_array_and_the_lam_question(german):
+    model, frame, groups, _ = german
+    da = pytest.importorskip("dask.array")
+    X = frame[list(model.feature_names)].to_numpy()
+    rows = da.from_array(X, chunks=(70, 20))  # split along the features too: rechunked to whole rows
+    with dask.config.set(scheduler="synchronous"):
+        result = audit_dask(model, rows, "good", question="lam", lam=0.3, categorical=groups).compute()
+    expected = audit_frame(model, X, class_indices(model, ["good"] * len(X)), "lam", lam=0.3, categorical=groups)
+    np.testing.assert_array_equal(result.index.to_numpy(), np.arange(len(X)))
+    np.testing.assert_allclose(result.distance.to_numpy(), expected.distance.to_numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        audit_dask(model, da.from_array(X[:, :5]), "good")

@@ -342,8 +342,8 @@ def invert_batch(model, X0, targets, lam, *, tol=1e-10, max_iter=None, immutable
     problem between the target and its strongest rival (the answer itself for K = 2) when that is lower
     than x0, so it needs fewer damped steps than the single-row loop from x0. With ranges, projected
     Newton (section 6) with the K x K systems of section 3 stacked, ``O(D K^2)`` per row and iteration,
-    from x0 as the single-row loop; each Newton step is the single-row loop's step. Rows that converged
-    leave the working set.
+    from the two-class answer clipped into the ranges (where that is lower than the clipped x0); each
+    Newton step is the single-row loop's step. Rows that converged leave the working set.
 
     Parameters
     ----------
@@ -428,11 +428,23 @@ def _invert_reduced(problem, basis, X0, targets, lams, tol, max_iter, out, rows,
                        floor[piece], tol, "newton", out, slice(rows.start + piece.start, rows.start + piece.stop))
 
 
+def _bounded_start(problem, energy, Y0, Z0, targets, lams):
+    """Projected Newton's starting points: the two-class answer without ranges (see
+    :func:`two_class_start`), clipped into them, where its energy is below that of the clipped source."""
+    basis = problem.model.reduced_basis()
+    every = np.arange(Y0.shape[0])
+    clipped = energy.clip(Y0)
+    guess = energy.clip(Y0 + basis.lift(two_class_start(basis.M, _relative_logits(Z0, targets), targets, lams)))
+    better = energy.evaluate(every, guess)[0] < energy.evaluate(every, clipped)[0]
+    return np.where(better[:, None], guess, clipped)
+
+
 def _invert_bounded(problem, X0, targets, lams, tol, max_iter, out, rows, outer):
     Y0 = problem.reduced(X0)
     energy = BoundedRows(problem.model.coef, problem.intercepts(X0), Y0, targets, lams, problem.lower,
                          problem.upper, outer)
-    Y, proba, _, grad_norm, n_iter, status, floor = newton_rows(energy, energy.clip(Y0), tol, max_iter)
+    start = _bounded_start(problem, energy, Y0, problem.user.decision_function(X0), targets, lams)
+    Y, proba, _, grad_norm, n_iter, status, floor = newton_rows(energy, start, tol, max_iter)
     X = problem.to_full(Y, X0)
     _finish_invert(problem, X, X0, proba, grad_norm, n_iter, status, floor, tol, "projected-newton", out, rows)
 
@@ -794,7 +806,10 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     low_limit, high_limit = math.log(lam_range[0]), math.log(lam_range[1])
     low = np.full(m, min(max(0.0, low_limit), high_limit))
     high = low.copy()
-    f_low, Y_low, X_low, g_low, ok = probe(every, low, start[P])
+    first = BoundedRows(problem.model.coef, intercepts[P], Y0[P], targets[P], np.exp(low), problem.lower,
+                        problem.upper, outer)
+    first_start = _bounded_start(problem, first, Y0[P], model.decision_function(X0[P]), targets[P], np.exp(low))
+    f_low, Y_low, X_low, g_low, ok = probe(every, low, first_start)
     failed = ~ok
     f_high, Y_high, X_high, g_high = f_low.copy(), Y_low.copy(), X_low.copy(), g_low.copy()
     probes = np.ones(m, dtype=np.int64)

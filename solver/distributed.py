@@ -70,17 +70,18 @@ def class_indices(model: SoftmaxModel, values) -> np.ndarray:
     """Class indices for target values given as labels of ``model.classes`` (compared as text) or as
     indices 0..K-1; ValueError naming the first value that is neither."""
     labels = {str(c): i for i, c in enumerate(model.classes)}
-    values = np.asarray(values, dtype=object).ravel()
-    out = np.empty(values.shape[0], dtype=np.int64)
-    for position, value in enumerate(values):
+    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object).ravel()), use_na_sentinel=False)
+    mapped = np.empty(len(uniques), dtype=np.int64)
+    for slot, value in enumerate(uniques):  # each distinct value once
         index = labels.get(str(value))
         if index is None and isinstance(value, numbers.Integral) and not isinstance(value, bool):
             index = int(value) if 0 <= int(value) < model.n_classes else None
         if index is None:
+            position = int(np.argmax(codes == slot))
             raise ValueError(f"target {value!r} (row {position}) is neither a class of the model "
                              f"({', '.join(labels)}) nor a class index 0..{model.n_classes - 1}")
-        out[position] = index
-    return out
+        mapped[slot] = index
+    return mapped[codes]
 
 
 def _partition(frame: pd.DataFrame, model, features, target_column, target_index, question, params, constraints):

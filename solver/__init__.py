@@ -7,7 +7,9 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 """
 
 from ._api import METHODS, invert, invert_path
-from ._batch import BatchResult, closest_with_probability_batch, invert_batch, minimal_flip_batch
+from ._batch import BatchResult, invert_batch
+from ._batch_flip import minimal_flip_batch
+from ._batch_probability import closest_with_probability_batch
 from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_model
 from ._model import SoftmaxModel

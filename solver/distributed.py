@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._batch import check_margins, closest_with_probability_batch, invert_batch, minimal_flip_batch, pose_batch
+from ._batch import check_margins, invert_batch, pose_batch
+from ._batch_flip import minimal_flip_batch
+from ._batch_probability import closest_with_probability_batch
 from ._flip import DEFAULT_MARGIN
 from ._model import SoftmaxModel
 from ._problem import check_model

@@ -296,3 +296,15 @@ def test_a_source_outside_its_ranges_is_moved_into_them_even_when_it_already_qua
             expected = single(X0[i])
             np.testing.assert_allclose(batch.X[i], expected.x, atol=1e-9)
             assert batch.distance[i] == pytest.approx(expected.distance, rel=1e-9, abs=1e-12)
+
+
+def test_the_batch_docstring_examples_run():
+    import doctest
+
+    import solver._batch
+    import solver._batch_flip
+    import solver._batch_probability
+
+    for module in (solver._batch, solver._batch_flip, solver._batch_probability):
+        outcome = doctest.testmod(module, extraglobs={"SoftmaxModel": SoftmaxModel})
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

@@ -14,12 +14,11 @@ input row, indexed like the input: ``distance``, ``success``, ``n_changed``, ``p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ._io import ModelFileError, load_model
-from .distributed import QUESTIONS, audit_dask, read_rows
+from .distributed import QUESTIONS, audit_dask, compute, read_rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,45 +78,12 @@ def run(args) -> int:
         audit = audit.rename_axis("row")
     writing = audit.to_parquet(args.out, compute=False)
     try:
-        _compute(writing, args)
+        compute(writing, scheduler=args.scheduler, workers=args.workers, progress=not args.no_progress)
     except ValueError as exc:  # raised in a partition: a row with bad values or an unknown target
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote the audit of {rows.npartitions} partition(s) to {args.out}", file=sys.stderr)
     return 0
-
-
-def _compute(collection, args) -> None:
-    import dask
-
-    if args.scheduler is None and args.workers == 0:
-        from dask.diagnostics import ProgressBar
-
-        with dask.config.set(scheduler="synchronous"):
-            if args.no_progress:
-                dask.compute(collection)
-            else:
-                with ProgressBar(out=sys.stderr):
-                    dask.compute(collection)
-        return
-    from distributed import Client, LocalCluster, progress
-
-    if args.scheduler is not None:
-        cluster, client = None, Client(args.scheduler)
-    else:
-        workers = args.workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
-        future = client.compute(collection)
-        if not args.no_progress:
-            progress(future)
-            print(file=sys.stderr)
-        future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,8 @@ task graph, shipped to each worker once rather than with every task. Dask is imp
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +178,41 @@ def audit_dask(model, data, target, question="flip", *, margin=None, alpha=None,
                         index=data._meta.index)
     return data.map_partitions(_partition, shipped, features, target_column, target_index, question, params,
                                constraints, meta=meta)
+
+
+def compute(collection, scheduler=None, workers=None, progress=True, out=None):
+    """Compute a dask collection with a progress bar: on the scheduler at ``scheduler`` (an address such as
+    ``tcp://host:8786``), else on a local cluster of ``workers`` processes (default: the CPU count), or in
+    this process with ``workers=0``. Returns the computed result."""
+    import dask
+
+    out = sys.stderr if out is None else out
+    if scheduler is None and workers == 0:
+        from dask.diagnostics import ProgressBar
+
+        with dask.config.set(scheduler="synchronous"):
+            if not progress:
+                return dask.compute(collection)[0]
+            with ProgressBar(out=out):
+                return dask.compute(collection)[0]
+    from distributed import Client, LocalCluster
+    from distributed import progress as progress_bar
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        future = client.compute(collection)
+        if progress:
+            progress_bar(future)
+            print(file=out)
+        return future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _feature_columns(model: SoftmaxModel, columns, target_column) -> tuple:

@@ -188,3 +188,20 @@ def test_dask_is_imported_only_by_solver_distributed():
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
         if any(name.split(".")[0] in ("dask", "distributed") for name in names):
             assert path.name == "distributed.py", path
+
+
+def test_command_line_on_a_running_scheduler(german, client, tmp_path):
+    from solver import audit as cli
+
+    model, frame, _, _ = german
+    (tmp_path / "m.npz").write_bytes(model.to_bytes("npz"))
+    frame.iloc[:50].to_csv(tmp_path / "rows.csv", index=False)
+    code = cli.main(["--model", str(tmp_path / "m.npz"), "--data", str(tmp_path / "rows.csv"), "--target", "wanted",
+                     "--out", str(tmp_path / "audit.parquet"), "--question", "probability", "--alpha", "0.8",
+                     "--scheduler", client.scheduler.address, "--no-progress"])
+    assert code == 0
+    written = pd.read_parquet(tmp_path / "audit.parquet")
+    expected = in_memory(model, frame.iloc[:50].reset_index(drop=True), "wanted", "probability", alpha=0.8)
+    np.testing.assert_allclose(written.distance.to_numpy(), expected.distance.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(written.lam.to_numpy(), expected.lam.to_numpy(), rtol=1e-12)
+    assert client.scheduler_info()["workers"]  # the shared cluster is still up

@@ -287,6 +287,32 @@ class BoundedRows:
         vector = (free * (back @ self.A) - grad) / lam[:, None]  # free: Newton step; active: -grad / lam
         return vector, np.einsum("ij,ij->i", g_free, vector), grad * (1.0 - free)
 
+    def margin_slope(self, rows, Y):
+        """``d m / d log lam`` of the minimisers Y (m the target's logit margin ``z_k - logsumexp_{j != k} z_j``),
+        for their active sets: differentiating ``lam (y - y0)_F + (Abar^T p)_F = 0`` gives
+        ``dy_F / dlam = -H_FF^{-1} (y - y0)_F``, so ``dm / dlog lam = -grad m_F . (lam H_FF^{-1} (y - y0)_F)``,
+        with ``lam H_FF^{-1} v = v - (C A_F)^T (lam I + C G_F C^T)^{-1} C A_F v`` (MATH.md section 3)."""
+        lam, targets = self.lams[rows], self.targets[rows]
+        _, proba, grad, grad_norm = self.evaluate(rows, Y)
+        margin = np.minimum(ACTIVE_MARGIN, grad_norm)[:, None]
+        free = (~np.where(grad > 0, Y <= self.lower + margin, Y >= self.upper - margin)).astype(np.float64)
+        Z = self.A @ Y.T + self.bT[:, rows]
+        Z[targets, np.arange(Y.shape[0])] = -np.inf
+        q = np.exp(Z - Z.max(axis=0))
+        q /= q.sum(axis=0)
+        grad_m = self.A[targets] - q.T @ self.A
+        v = (Y - self.y0[rows]) * free
+        gram = self._free_gram(free)
+        mixed = np.einsum("ikl,il->ik", gram, proba)
+        centred = gram - mixed[:, :, None] - mixed[:, None, :] + np.einsum("ik,ik->i", mixed, proba)[:, None, None]
+        root = np.sqrt(proba)
+        system = root[:, :, None] * centred * root[:, None, :] + lam[:, None, None] * self.identity
+        Av = v @ self.A.T
+        solved = solve_rows(system, root * (Av - np.einsum("ik,ik->i", proba, Av)[:, None]))
+        t = root * solved
+        w = v - free * ((t - proba * t.sum(axis=1)[:, None]) @ self.A)
+        return -np.einsum("ij,ij->i", grad_m * free, w)
+
     def point_at(self, rows, Y, vector, step):
         return self.clip(Y + step * vector)
 

@@ -149,8 +149,8 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
 def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, kwargs):
     """With ranges: the lam where ``p_k(x*(lam)) = alpha`` for every row at once, as the single-row
     ``_lam_search`` finds it: bracket by factors of 100 from lam = 1, then shrink the bracket on ``log lam``
-    (Illinois' regula falsi, bisection when it stalls) to 1e-13, each probe a warm-started batched projected
-    Newton solve. The answer is the bracket's end on the side ``p >= alpha``, so no nudge is needed. Rows
+    to 1e-13 by safeguarded Newton (the excess's derivative from the solution's sensitivity,
+    :meth:`BoundedRows.margin_slope`), each probe a warm-started batched projected Newton solve. The answer is the bracket's end on the side ``p >= alpha``, so no nudge is needed. Rows
     whose solves fail are answered by :func:`solver.closest_with_probability`."""
     model = problem.user
     base = rows.start
@@ -181,10 +181,12 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
                                                        DEFAULT_MAX_ITER_BOUNDED)
         X = problem.to_full(Y, X0[P[idx]])
         excess = target_logit_margins(model.decision_function(X), targets[P[idx]]) - goal[P[idx]]
+        slope[idx] = energy.margin_slope(np.arange(idx.size), Y)
         return excess, Y, X, grad_norm, np.isin(status, SUCCESS_CODES)
 
     m = P.size
     every = np.arange(m)
+    slope = np.full(m, np.nan)  # d excess / d log lam at each row's latest probe (set by probe)
     low_limit, high_limit = math.log(lam_range[0]), math.log(lam_range[1])
     low = np.full(m, min(max(0.0, low_limit), high_limit))
     high = low.copy()
@@ -194,14 +196,17 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     f_low, Y_low, X_low, g_low, ok = probe(every, low, first_start)
     failed = ~ok
     f_high, Y_high, X_high, g_high = f_low.copy(), Y_low.copy(), X_low.copy(), g_low.copy()
+    s_low, s_high = slope.copy(), slope.copy()  # d excess / d log lam at the bracket's ends
     probes = np.ones(m, dtype=np.int64)
     while True:  # p stays above alpha: a larger lam
         up = np.flatnonzero(~failed & (f_high >= 0) & (high < high_limit))
         if up.size == 0:
             break
         low[up], f_low[up], Y_low[up], X_low[up], g_low[up] = high[up], f_high[up], Y_high[up], X_high[up], g_high[up]
+        s_low[up] = s_high[up]
         high[up] = np.minimum(high[up] + LOG_STEP, high_limit)
         f_high[up], Y_high[up], X_high[up], g_high[up], ok = probe(up, high[up], Y_high[up])
+        s_high[up] = slope[up]
         probes[up] += 1
         failed[up[~ok]] = True
     while True:  # alpha not reached: a smaller lam
@@ -209,35 +214,54 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
         if down.size == 0:
             break
         high[down], f_high[down], Y_high[down], X_high[down] = low[down], f_low[down], Y_low[down], X_low[down]
+        s_high[down] = s_low[down]
         low[down] = np.maximum(low[down] - LOG_STEP, low_limit)
         f_low[down], Y_low[down], X_low[down], g_low[down], ok = probe(down, low[down], Y_low[down])
+        s_low[down] = slope[down]
         probes[down] += 1
         failed[down[~ok]] = True
     unreachable = ~failed & (f_low < 0)
     at_top = ~failed & ~unreachable & (f_high >= 0)  # p >= alpha up to the largest lam: its minimiser answers
     X_low[at_top], low[at_top], g_low[at_top] = X_high[at_top], high[at_top], g_high[at_top]
+    # Shrink [low, high] (excess >= 0 at low, < 0 at high) by safeguarded Newton: Newton from the end with
+    # the smaller excess where it stays inside, else Illinois' regula falsi, bisection where the bracket did
+    # not halve over four probes. Done when the bracket is within the tolerance, or Newton from the low end
+    # puts the root within it, or a Newton step from there no longer moves the excess.
     side = np.zeros(m, dtype=np.int8)  # Illinois: which end moved last (-1 low, +1 high)
     weight_low, weight_high = f_low.copy(), f_high.copy()
+    widths = np.full((m, 4), np.inf)  # the bracket's width one to four probes ago
     searching = np.flatnonzero(~failed & ~unreachable & ~at_top)
     for _ in range(_MAX_BRACKET_STEPS):
         a, b = low[searching], high[searching]
-        wide = b - a > 2 * (_LOG_LAM_XTOL + 4 * EPS * np.maximum(np.abs(a), np.abs(b)))
-        searching = searching[wide & (f_low[searching] > 0)]
+        tol = _LOG_LAM_XTOL + 4 * EPS * np.maximum(np.abs(a), np.abs(b))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_root = -f_low[searching] / s_low[searching]
+        done = (b - a <= 2 * tol) | (f_low[searching] == 0) | ((s_low[searching] < 0) & (to_root <= tol))
+        searching = searching[~done]
         if searching.size == 0:
             break
         s = searching
-        a, b = low[s], high[s]
+        a, b, tol = a[~done], b[~done], tol[~done]
         c = b - weight_high[s] * (b - a) / (weight_high[s] - weight_low[s])  # regula falsi on the weights
         c = np.where((c > a) & (c < b), c, 0.5 * (a + b))
-        # as Brent's method, never closer than the tolerance to an end: a root within it of an end is then
-        # bracketed to the tolerance by the next probe
-        tol = _LOG_LAM_XTOL + 4 * EPS * np.maximum(np.abs(a), np.abs(b))
-        c = np.minimum(np.maximum(c, a + tol), b - tol)
+        from_low = np.abs(f_low[s]) <= np.abs(f_high[s])
+        end_slope = np.where(from_low, s_low[s], s_high[s])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = np.where(from_low, a - f_low[s] / s_low[s], b - f_high[s] / s_high[s])
+        halving = b - a <= 0.5 * widths[s, 3]
+        usable = np.isfinite(newton) & (end_slope < 0) & (newton > a) & (newton < b) & halving
+        c = np.where(usable, newton, np.where(halving, c, 0.5 * (a + b)))
+        c = np.minimum(np.maximum(c, a + tol), b - tol)  # as Brent's method, never within tol of an end
+        widths[s] = np.column_stack([b - a, widths[s, :3]])
+        before = f_low[s]
         fc, Yc, Xc, gc, ok = probe(s, c, Y_low[s])
         probes[s] += 1
         failed[s[~ok]] = True
         above = ok & (fc >= 0)
         below = ok & (fc < 0)
+        # A Newton step from the low end that leaves its excess unchanged is below what the solves resolve
+        # (the warm start already meets their tolerance there): the low end is the answer.
+        resolved = above & usable & from_low & (fc == before)
         lo_rows, hi_rows = s[above], s[below]
         # Illinois: when the same end moves twice running, the other end's weight is halved
         weight_high[lo_rows[side[lo_rows] == -1]] *= 0.5
@@ -245,9 +269,10 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
         low[lo_rows], f_low[lo_rows], Y_low[lo_rows], X_low[lo_rows], g_low[lo_rows] = (
             c[above], fc[above], Yc[above], Xc[above], gc[above])
         high[hi_rows], f_high[hi_rows], Y_high[hi_rows] = c[below], fc[below], Yc[below]
+        s_low[lo_rows], s_high[hi_rows] = slope[lo_rows], slope[hi_rows]
         weight_low[lo_rows], weight_high[hi_rows] = fc[above], fc[below]
         side[lo_rows], side[hi_rows] = -1, 1
-        searching = s[ok]
+        searching = s[ok & ~resolved]
     else:
         failed[searching] = True
     for j in np.flatnonzero(failed):  # the single-row function answers

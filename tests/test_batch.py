@@ -308,3 +308,25 @@ def test_the_batch_docstring_examples_run():
     for module in (solver._batch, solver._batch_flip, solver._batch_probability):
         outcome = doctest.testmod(module, extraglobs={"SoftmaxModel": SoftmaxModel})
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
+
+
+def test_the_margin_slope_with_ranges_matches_finite_differences(rng):
+    """d m / d log lam of the bounded minimiser (the lam search's Newton steps) against central differences
+    of m(x*(lam)) solved to 1e-13."""
+    from solver._batch_kernels import BoundedRows, newton_rows, target_logit_margins
+
+    model, X0, targets, lams = problems(rng, 5, 7, 30, scale=2.0)
+    lower, upper = np.full(7, -1.0), np.full(7, 1.0)
+
+    def solved(scale):
+        energy = BoundedRows(model.coef, np.broadcast_to(model.intercept, (30, 5)), X0, targets, lams * scale, lower,
+                             upper)
+        Y = newton_rows(energy, energy.clip(X0), 1e-13, 500)[0]
+        return energy, Y, target_logit_margins(model.decision_function(Y), targets)
+
+    energy, Y, _ = solved(1.0)
+    slope = energy.margin_slope(np.arange(30), Y)
+    h = 1e-5
+    finite_difference = (solved(np.exp(h))[2] - solved(np.exp(-h))[2]) / (2 * h)
+    np.testing.assert_allclose(slope, finite_difference, rtol=1e-5, atol=1e-8)
+    assert np.all(slope < 0)  # p_k falls as lam grows

@@ -148,7 +148,8 @@ def _closest_unbounded(problem, basis, X0, targets, alphas, lam_range, out, rows
 
 def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, kwargs):
     """With ranges: the lam where ``p_k(x*(lam)) = alpha`` for every row at once, as the single-row
-    ``_lam_search`` finds it: bracket by factors of 100 from lam = 1, then shrink the bracket on ``log lam``
+    ``_lam_search`` finds it: bracket by factors of 100 (from the two-class lam rather than lam = 1), then
+    shrink the bracket on ``log lam``
     to 1e-13 by safeguarded Newton (the excess's derivative from the solution's sensitivity,
     :meth:`BoundedRows.margin_slope`), each probe a warm-started batched projected Newton solve. The answer is the bracket's end on the side ``p >= alpha``, so no nudge is needed. Rows
     whose solves fail are answered by :func:`solver.closest_with_probability`."""
@@ -188,11 +189,14 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     every = np.arange(m)
     slope = np.full(m, np.nan)  # d excess / d log lam at each row's latest probe (set by probe)
     low_limit, high_limit = math.log(lam_range[0]), math.log(lam_range[1])
-    low = np.full(m, min(max(0.0, low_limit), high_limit))
+    # The bracket search starts at each row's two-class lam without ranges (MATH.md section 5) rather than at
+    # lam = 1 as the single-row search does: the root is the same, it is just found in fewer probes.
+    Z0 = model.decision_function(X0[P])
+    low = np.clip(_two_class_log_lam(problem.model.coef, Z0, targets[P], goal[P], alphas[P]), low_limit, high_limit)
     high = low.copy()
     first = BoundedRows(problem.model.coef, intercepts[P], Y0[P], targets[P], np.exp(low), problem.lower,
                         problem.upper, outer)
-    first_start = bounded_start(problem, first, Y0[P], model.decision_function(X0[P]), targets[P], np.exp(low))
+    first_start = bounded_start(problem, first, Y0[P], Z0, targets[P], np.exp(low))
     f_low, Y_low, X_low, g_low, ok = probe(every, low, first_start)
     failed = ~ok
     f_high, Y_high, X_high, g_high = f_low.copy(), Y_low.copy(), X_low.copy(), g_low.copy()
@@ -300,6 +304,21 @@ def _closest_bounded(problem, outer, X0, targets, alphas, lam_range, out, rows, 
     out.n_iter[g], out.lam[g] = probes[lost], np.nan
     out.message[g] = [f"p = {a:g} is out of reach: even lam = {lam_range[0]:g} gives only p = {pb:.6g}"
                       for a, pb in zip(alphas[i].tolist(), best.tolist())]
+
+
+def _two_class_log_lam(A, Z0, targets, goal, alphas):
+    """``log lam`` of the two-class answer between each row's target and its strongest rival j, without
+    ranges: ``lam = ||a_j - a_k||^2 (1 - alpha) / (s0 + goal)`` with ``s0 = z_j - z_k``; 0 (lam = 1) where
+    that rival alone already allows p >= alpha."""
+    every = np.arange(Z0.shape[0])
+    rivals = Z0.copy()
+    rivals[every, targets] = -np.inf
+    strongest = rivals.argmax(axis=1)
+    c = A[strongest] - A[targets]
+    gap = Z0[every, strongest] - Z0[every, targets] + goal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = np.log(np.einsum("ij,ij->i", c, c) * (1.0 - alphas) / gap)
+    return np.where((gap > 0) & np.isfinite(estimate), estimate, 0.0)
 
 
 _LOG_LAM_XTOL = 1e-13  # as the single-row search's brentq

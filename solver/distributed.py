@@ -189,8 +189,11 @@ def compute(collection, scheduler=None, workers=None, progress=True, out=None):
     out = sys.stderr if out is None else out
     if scheduler is None and workers == 0:
         from dask.diagnostics import ProgressBar
+        from threadpoolctl import threadpool_limits
 
-        with dask.config.set(scheduler="synchronous"):
+        # one BLAS thread, as Dask's workers have (distributed.nanny.pre-spawn-environ): the kernels are many
+        # small BLAS calls, slower with a second thread on a shared machine
+        with dask.config.set(scheduler="synchronous"), threadpool_limits(limits=1, user_api="blas"):
             if not progress:
                 return dask.compute(collection)[0]
             with ProgressBar(out=out):

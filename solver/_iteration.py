@@ -130,7 +130,7 @@ def backtrack(trials, energy: float, batch: int) -> int:
 
 
 def accept_unit_steps(energy, grad_norm, trial_energy, trial_grad_norm, decrease) -> np.ndarray:
-    """:func:`accept_unit_step` elementwise, for the rows of a batch (``_batch.py``)."""
+    """:func:`accept_unit_step` elementwise, for the rows of a batch (``_batch_kernels.py``)."""
     armijo = trial_energy <= energy + ARMIJO * decrease
     unchanged = trial_energy - energy <= ROUND_OFF_ULPS * EPS * np.maximum(1.0, np.abs(energy))
     return np.isfinite(trial_energy) & (armijo | (unchanged & (trial_grad_norm < grad_norm)))

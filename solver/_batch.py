@@ -283,14 +283,6 @@ class Output:
         self.lam = np.full(n, np.nan) if with_lam else None
         self.margin = np.full(n, np.nan) if with_margin else None
 
-    def fail(self, rows, X0, proba0, messages):
-        """Rows without an answer: ``X = x0``, ``distance = inf``, ``success = False``."""
-        self.X[rows] = X0
-        self.proba[rows] = proba0
-        self.distance[rows] = np.inf
-        self.success[rows] = False
-        self.message[rows] = messages
-
     def from_single(self, row, result, X0_row):
         """Row ``row`` answered by the single-row function (its ``CounterfactualResult``)."""
         self.X[row] = result.x if result.success else X0_row

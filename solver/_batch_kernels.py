@@ -146,7 +146,6 @@ class ReducedRows:
         self.outer = (centred[:, :, None] * centred[:, None, :]).reshape(K, r * r)
         per_target = np.sqrt(((M[None, :, :] - M[:, None, :]) ** 2).sum(axis=(1, 2)))
         self.n_norm = per_target[targets]
-        self.identity = np.eye(r)
 
     def _image(self, rows, V):
         """``N_k v`` for each row's v, class-major (K, m), exactly 0 at the target."""

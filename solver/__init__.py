@@ -8,6 +8,9 @@ unique minimiser of ``E(x) = lam/2 ||x - x0||^2 - log p_k(x)`` (see MATH.md). nu
 """
 
 from ._api import METHODS, invert, invert_path
+from ._batch import BatchResult, invert_batch
+from ._batch_flip import minimal_flip_batch
+from ._batch_probability import closest_with_probability_batch
 from ._counterfactual import RowCounterfactual, counterfactual, encode_rows, fold_error
 from ._flip import DEFAULT_MARGIN, minimal_flip
 from ._io import FORMATS, ModelFileError, load_estimator, load_model
@@ -30,6 +33,10 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BatchResult",
+    "closest_with_probability_batch",
+    "invert_batch",
+    "minimal_flip_batch",
     "CounterfactualResult",
     "DEFAULT_MARGIN",
     "FeatureSchema",

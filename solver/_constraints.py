@@ -50,9 +50,13 @@ class Constraints:
         return self.scale * x[self.free]
 
     def to_full(self, y: np.ndarray, x0: np.ndarray) -> np.ndarray:
-        """Features of x0 with the free ones replaced; immutable ones are copied, never recomputed."""
+        """Features of x0 with the free ones replaced; immutable ones are copied, never recomputed.
+
+        With ranges the unscaled values are clipped to them: ``y / scale`` of a ``y`` at its bound
+        ``scale * l`` can round to one ulp outside ``l``."""
         x = np.array(x0, dtype=np.float64, copy=True)
-        x[self.free] = y / self.scale
+        values = y / self.scale
+        x[self.free] = values if self.lower is None else np.minimum(np.maximum(values, self.lower), self.upper)
         return x
 
     def active_bounds(self, x: np.ndarray, rtol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:

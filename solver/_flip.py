@@ -10,13 +10,11 @@ import numpy as np
 from ._levels import over_levels, weighted_distance
 from ._problem import check_model, pose
 from ._result import CounterfactualResult
+from ._rules import MARGIN_SLACK as _MARGIN_SLACK
+from ._rules import MAX_MARGIN_NUDGES as _MAX_NUDGES
 from ._validation import check_instance, check_margin, check_target
 
 DEFAULT_MARGIN = 1e-6
-# The projection is accepted when it misses the margin by at most this fraction of it: the answer then
-# still leads by more than margin / 2, far above the round-off in computing logits.
-_MARGIN_SLACK = 0.5
-_MAX_NUDGES = 4
 
 
 def _boundary_rows(problem, target, margin):

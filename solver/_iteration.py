@@ -27,6 +27,8 @@ BACKTRACK_STEPS = SHRINK ** np.arange(1, MAX_BACKTRACKS + 1)  # the steps tried 
 ROUND_OFF_ULPS = 64
 # The gradient lam (x - x0) + Abar^T p is computed with an error of a few ulps of its terms; this many.
 FLOOR_ULPS = 100
+# Projected Newton (Bertsekas): a bound counts as active within min(margin, ||projected gradient||).
+ACTIVE_MARGIN = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +137,33 @@ def backtrack(trials, energy: float, batch: int) -> int:
     return -1
 
 
+def accept_unit_steps(energy, grad_norm, trial_energy, trial_grad_norm, decrease) -> np.ndarray:
+    """:func:`accept_unit_step` elementwise, for the rows of a batch (``_batch_kernels.py``)."""
+    armijo = trial_energy <= energy + ARMIJO * decrease
+    unchanged = trial_energy - energy <= ROUND_OFF_ULPS * EPS * np.maximum(1.0, np.abs(energy))
+    return np.isfinite(trial_energy) & (armijo | (unchanged & (trial_grad_norm < grad_norm)))
+
+
+def backtrack_rows(trials, energy: np.ndarray, batch: int) -> np.ndarray:
+    """:func:`backtrack` for the rows of a batch: per row, the index into :data:`BACKTRACK_STEPS` of the
+    first step meeting Armijo, or -1.
+
+    ``trials(rows, steps)`` returns the energies and predicted decreases (len(rows), len(steps)) of those
+    rows at those steps; rows leave the search as soon as they have their step.
+    """
+    found = np.full(energy.shape[0], -1)
+    searching = np.arange(energy.shape[0])
+    for start in range(0, MAX_BACKTRACKS, batch):
+        if searching.size == 0:
+            break
+        energies, decreases = trials(searching, BACKTRACK_STEPS[start:start + batch])
+        ok = np.isfinite(energies) & (energies <= energy[searching, None] + ARMIJO * decreases)
+        hit = ok.any(axis=1)
+        found[searching[hit]] = start + np.argmax(ok[hit], axis=1)
+        searching = searching[~hit]
+    return found
+
+
 def stopped_status(grad_norm: float, floor: float) -> int:
     """Why a line search that found no decrease stopped: round-off (success), a stall, or an overflow.
 
@@ -144,6 +173,12 @@ def stopped_status(grad_norm: float, floor: float) -> int:
     if not math.isfinite(grad_norm):
         return NON_FINITE
     return ROUND_OFF if grad_norm <= floor < math.inf else STALLED
+
+
+def stopped_statuses(grad_norm: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """:func:`stopped_status` elementwise."""
+    status = np.where((grad_norm <= floor) & np.isfinite(floor), ROUND_OFF, STALLED)
+    return np.where(np.isfinite(grad_norm), status, NON_FINITE)
 
 
 def final_status(energy: float, grad_norm: float, tol: float, floor: float, hit_max_iter: bool = False) -> int:

@@ -161,6 +161,22 @@ class SoftmaxModel:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
+    # -- pickling, for Dask's own transport between worker processes (never for files users upload) --
+    def __getstate__(self) -> dict:
+        """Everything but the lock: the parameters, and the basis and column-scaled twins already built,
+        so a worker that receives the model does not rebuild them."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        with self._lock:
+            state["_derived"] = dict(self._derived)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for array in (self._coef, self._intercept, self._classes):
+            array.setflags(write=False)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"SoftmaxModel(n_classes={self.n_classes}, n_features={self.n_features})"
 

@@ -19,16 +19,13 @@ from ._levels import over_levels, weighted_distance
 from ._objective import EPS, target_logit_margin
 from ._problem import check_model, pose
 from ._result import CounterfactualResult
+from ._rules import AIM_ABOVE as _AIM_ABOVE
+from ._rules import KKT_MAX_ITER as _KKT_MAX_ITER
+from ._rules import LAM_NUDGE as _LAM_NUDGE
+from ._rules import LOG_STEP as _LOG_STEP
+from ._rules import MAX_LAM_NUDGES as _MAX_NUDGES
+from ._rules import PENALISED_TOL as _TOL
 from ._validation import check_instance, check_lam_range, check_probability, check_target
-
-_LOG_STEP = math.log(100.0)  # bracketing steps in log lam
-_KKT_MAX_ITER = 60
-_AIM_ABOVE = 1e-13  # logit margin the reduced solve aims above the goal (p above alpha by ~2.5e-14)
-_TOL = 1e-10  # gradient norm of the penalised problem at the answer, as in invert
-# The answer must sit on the side p >= alpha: a lam that misses by round-off is nudged down, by a
-# relative 1e-12 at first and 4 times more each time, at most this many times (at most ~2e-8 in all).
-_LAM_NUDGE = 1e-12
-_MAX_NUDGES = 8
 
 
 def _target_logit_margin(model, x, target) -> float:

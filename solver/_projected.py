@@ -19,11 +19,10 @@ import math
 
 import numpy as np
 
+from ._iteration import ACTIVE_MARGIN as _ACTIVE_MARGIN
 from ._iteration import Iterate, MethodOutcome, SearchDirection, full_space_floor, spd_solve
 from ._newton import newton
 from ._objective import neg_log_proba, neg_log_proba_rows
-
-_ACTIVE_MARGIN = 1e-3  # Bertsekas: a bound counts as active within min(margin, ||projected gradient||)
 
 
 class BoundedEnergy:

@@ -268,3 +268,18 @@ def test_projected_newton_stops_at_round_off_for_a_huge_lam_and_a_source_outside
     stationary = x0 - model.coef.T @ p / lam
     free = np.arange(6) != 2
     assert np.all(np.abs(res.x[free] - stationary[free]) <= 4 * np.finfo(float).eps * np.abs(x0[free]))
+
+
+def test_answers_with_costs_and_ranges_never_leave_the_ranges_by_an_ulp():
+    """Regression: x = y / sqrt(cost) of a y at its bound sqrt(cost) * l rounded to -1.5000000000000002."""
+    rng = np.random.default_rng(12345)
+    cost = np.linspace(0.5, 3, 4)
+    for trial in range(200):
+        model = SoftmaxModel(rng.standard_normal((3, 4)), rng.standard_normal(3))
+        x0 = rng.standard_normal(4)
+        target = int(rng.integers(3))
+        res = invert(model, x0, target, 0.05, cost=cost, bounds=(-1.5, 2.0))
+        assert np.all(res.x >= -1.5) and np.all(res.x <= 2.0)
+        if trial % 25 == 0:
+            sure = closest_with_probability(model, x0, target, 0.6, cost=cost, bounds=(-1.5, 2.0))
+            assert not sure.success or (np.all(sure.x >= -1.5) and np.all(sure.x <= 2.0))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from solver import SoftmaxModel, invert
-from ui import figures, live_slider
+from ui import constraints, figures, live_slider
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
@@ -100,7 +100,7 @@ def random_problem(seed, n_classes, n_features, scale=1.0):
     return model, rng.random(n_features), rng
 
 
-REDUCED_BYTES_K51 = 8 * (51 * 50 + 50**2 + 2 * 51) + 4096  # M, Gram, logits, proba0, and a header
+REDUCED_BYTES_K51 = 8 * (51 * 50 + 2 * 51) + 4096  # M, logits, proba0, and a header
 SWEEP = [float(v) for v in 10.0 ** np.concatenate([np.linspace(-1, -4, 46), np.linspace(-4, 2, 31)])]
 
 
@@ -151,7 +151,9 @@ def assert_frames_match(model, x0, target, arguments, frames, cold, label=""):
         assert projected_gradient_norm(model, x0, target, frame["lam"], arguments, x) <= 1e-9, (label, frame["lam"])
         if cold and same_method:  # from x0 both take the same iterations: equal to round-off
             assert np.abs(x - reference.x).max() <= 1e-12 * (1 + np.abs(x).max())
-        assert frame["distance"] == pytest.approx(np.linalg.norm(x - x0), rel=1e-12)
+        # the problem's own distance, as the Explore page measures it: sqrt(sum_j cost_j (x_j - x0_j)^2)
+        cost = arguments.get("cost", np.ones(model.n_features))
+        assert frame["distance"] == pytest.approx(constraints.distance(x, x0, cost), rel=1e-12)
         if arguments.get("immutable") is not None:  # locks hold bit for bit
             assert np.array_equal(x[arguments["immutable"]], x0[arguments["immutable"]])
 
@@ -206,18 +208,26 @@ def test_node_solver_on_an_rcv1_sized_model_needs_no_d_sized_payload(node_run):
     for frame in frames:
         reference = invert(model, x0, 7, frame["lam"])
         assert np.abs(np.array(frame["proba"]) - reference.proba).max() <= PROBA_TOL
-        # the distance from the r x r Gram matrix of the lift equals ||x - x0|| in the user's features
+        # ||u|| in the reduced space equals ||x - x0|| in the user's features (the basis is orthonormal)
         assert frame["distance"] == pytest.approx(np.linalg.norm(reference.x - x0), rel=1e-6)
 
 
-def test_node_distance_uses_the_users_units_under_costs(node_run):
+def test_node_distance_is_the_problems_own_under_costs(node_run):
+    """The distance shown is the one the Explore page shows, sqrt(sum_j cost_j (x_j - x0_j)^2), in both forms."""
     model, x0, rng = random_problem(8, 5, 40)
     arguments = dict(cost=rng.uniform(0.1, 10.0, 40), immutable=np.arange(40) < 4)
-    payload = live_slider.build_payload(model, x0, 2, -1.0, **arguments)  # no image: distance from the Gram matrix
-    frames = node_run([dict(payload=payload, lams=[1e-3, 0.1, 10.0], cold=True)])[0]["frames"]
-    for frame in frames:
-        reference = invert(model, x0, 2, frame["lam"], **arguments)
-        assert frame["distance"] == pytest.approx(np.linalg.norm(reference.x - x0), rel=1e-9)
+    lower = np.full(40, -np.inf)
+    lower[10:20] = x0[10:20]  # these may only rise: projected Newton
+    payloads = [live_slider.build_payload(model, x0, 2, -1.0, **arguments),  # no image, no D-sized array
+                live_slider.build_payload(model, x0, 2, -1.0, bounds=(lower, np.inf), **arguments)]
+    assert [p.mode for p in payloads] == ["reduced", "projected"]
+    results = node_run([dict(payload=p, lams=[1e-3, 0.1, 10.0], cold=True) for p in payloads])
+    for result, bounds in zip(results, [None, (lower, np.inf)]):
+        for frame in result["frames"]:
+            reference = invert(model, x0, 2, frame["lam"], bounds=bounds, **arguments)
+            expected = constraints.distance(reference.x, x0, arguments["cost"])
+            assert frame["distance"] == pytest.approx(expected, rel=1e-9)
+            assert abs(frame["distance"] - np.linalg.norm(reference.x - x0)) > 1e-3 * expected  # not the plain one
 
 
 def test_node_neg_log_proba_keeps_the_digits_when_the_target_dominates(node_run):

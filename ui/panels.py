@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import constraints, explain, figures, solve, state, view
+from ui import constraints, explain, figures, live_slider, solve, state, view
 
 
 def instance_picker(q: solve.Question) -> None:
@@ -84,8 +84,12 @@ def shown_answer(q: solve.Question, what, log_lam: float) -> view.Shown:
     return view.from_slider(solve.solve_current(10.0 ** log_lam, what), q.model, q.x0, what)
 
 
-def answer(q: solve.Question, what, shown: view.Shown) -> None:
-    """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads."""
+def answer(q: solve.Question, what, shown: view.Shown, live: bool = False) -> None:
+    """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads.
+    ``live``: the live slider is on screen and draws the slider's metrics, image and probabilities."""
+    if live and not shown.is_answer:
+        live_answer(q, what, shown)
+        return
     names = q.names
     if shown.is_answer:
         head, back = st.columns([3, 1])
@@ -164,3 +168,69 @@ def downloads(q: solve.Question, shown: view.Shown) -> None:
     if dataset.kind == "image":
         down_png.download_button("Counterfactual (PNG)", lambda: solve.counterfactual_png(x, dataset.image_shape),
                                  file_name=f"{stem}.png", mime="image/png", on_click="ignore")
+
+
+# -- the lambda slider, solved in the browser where it can be (issue 11) ----------------------------------
+SLIDER_LABEL = "log₁₀ λ  (left: bolder change, right: closer to the source)"
+ANSWER_BOX = "question_answer"  # the key of the container of a question's answer (the live slider hides it on a move)
+SLIDER_BOX = "slider_answer"  # the key of the container of the slider's answer
+
+
+def slider(q: solve.Question, what, answer) -> bool:
+    """The lambda slider: the live one (ui/live_slider.py: it solves and draws at every move in the browser
+    and tells the server on release) where the browser can run it, else Streamlit's. Moving either
+    dismisses a question's answer (``answer``, the one on screen or None). Returns whether the live
+    slider is on screen."""
+    reason = ""
+    if live_slider.can_run_in_browser():
+        payload = live_payload(q, what)
+        on_screen = None if answer is None else dict(
+            title=view.question_title(answer.question, q.target_name, answer.alpha), box=f".st-key-{ANSWER_BOX}")
+        if live_slider.render(payload, state.LOG_LAM, log_lam_range=state.LOG_LAM_RANGE, key=state.LIVE_SLIDER,
+                              answer=on_screen, on_change=solve.dismiss_answer):
+            return True
+        reason = payload.reason
+    low, high = state.LOG_LAM_RANGE
+    state.bind(st.slider, SLIDER_LABEL, state.LOG_LAM, on_change=solve.dismiss_answer, min_value=low, max_value=high,
+               step=state.LOG_LAM_STEP, format="%.2f")
+    if reason:
+        st.caption(reason[0].upper() + reason[1:] + ".")
+    return False
+
+
+def live_payload(q: solve.Question, what) -> live_slider.LivePayload:
+    """The question as the live slider ships it: built once per question (model, data, instance, target,
+    what may change) and kept for the session, so that a slider move builds nothing."""
+    key = (solve.problem_key(q, what), q.target, q.names)
+    cached = st.session_state.get(state.LIVE_PAYLOAD)
+    if cached is None or cached.key != key:
+        dataset = q.dataset
+        payload = live_slider.build_payload(
+            q.model, q.x0, q.target, st.session_state[state.LOG_LAM], log_lam_range=state.LOG_LAM_RANGE,
+            log_lam_step=state.LOG_LAM_STEP, class_names=q.names, label=SLIDER_LABEL,
+            image_shape=dataset.image_shape if dataset.kind == "image" else None,
+            target_colour=figures.colour(q.target), distance_label=view.distance_label(what.unit), **what.arguments)
+        cached = live_slider.CachedPayload(key=key, payload=payload)
+        st.session_state[state.LIVE_PAYLOAD] = cached
+    return cached.payload
+
+
+def live_answer(q: solve.Question, what, shown: view.Shown) -> None:
+    """Under the live slider, the rest of the slider's answer, from the server's own solve at the lambda
+    released: that solve in one line (the same λ, p, predicted class and distance the live slider shows,
+    to the digits shown), the active constraints, the reading and the changes (tables), downloads."""
+    names = q.names
+    line = (f"The server's solve at λ = {shown.lam_text}: p({names[shown.target]}) = "
+            f"{view.format_proba(float(shown.proba[shown.target]))}, predicted {names[shown.predicted]}, "
+            f"{view.distance_label(shown.unit)} = {view.format_distance(shown.distance)} ({shown.n_iter} Newton "
+            f"iterations, {shown.time_s * 1e3:.1f} ms, ‖grad E‖ = {shown.grad_norm:.1e}).")
+    if shown.arguments:
+        active = constraints.describe_active(q.dataset, q.x0, shown.x, shown.arguments, shown.at_lower,
+                                             shown.at_upper)
+        line += f" Active constraints: {active}."
+    st.caption(line)
+    if not shown.success:
+        st.warning(shown.message)
+    if q.dataset.kind != "image":
+        counterfactual_view(q, what, shown)
+    downloads(q, shown)

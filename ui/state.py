@@ -50,6 +50,8 @@ ANSWER = "answer"  # Answer or None: the question's answer on screen
 PENDING_QUESTION = "pending_question"  # PendingQuestion or None: a shared link's question, asked once set up
 LINK_WARNINGS = "link_warnings"  # tuple of str: what a shared link asked for that could not be done
 DISMISS_LINK_WARNINGS = "_dismiss_link_warnings"  # the button that clears them
+LIVE_SLIDER = "live_lambda"  # the live slider component's own state ({"released": ..., "missing": ...})
+LIVE_PAYLOAD = "live_payload"  # live_slider.CachedPayload or None: the question as the live slider ships it
 
 
 def widget_key(key: str) -> str:

@@ -33,6 +33,15 @@ for (const job of jobs) {
     }));
     continue;
   }
+  if (job.kind === "format") {
+    results.push(job.values.map((v) => live.formatG(v, job.precision)));
+    continue;
+  }
+  if (job.kind === "header") {
+    const parsed = live.parsePayload(new Uint8Array(readFileSync(job.payload)));
+    results.push({ header: parsed.header, arrays: parsed.arrays === null ? null : Object.keys(parsed.arrays) });
+    continue;
+  }
   if (job.kind === "pixels") {
     const x = Float64Array.from(job.x), x0 = Float64Array.from(job.x0);
     const grey = new Uint8Array(4 * x.length), diff = new Uint8Array(4 * x.length);
@@ -71,7 +80,8 @@ def node_run(tmp_path_factory):
         for job in jobs:
             if "payload" in job:
                 path = folder / f"payload_{next(counter)}.bin"
-                path.write_bytes(job["payload"].data)
+                data = job["payload"]
+                path.write_bytes(data if isinstance(data, bytes) else data.data)
                 job = dict(job, payload=str(path))
             prepared.append(job)
         jobs_file = folder / f"jobs_{next(counter)}.json"
@@ -332,3 +342,35 @@ def test_under_apptest_the_harness_falls_back_to_the_server_slider():
     at.slider[0].set_value(-2.0).run()
     after = json.loads(at.text[0].value)
     assert after["log_lam"] == -2.0 and after["proba"] != shown["proba"]
+
+
+def test_node_formats_numbers_as_the_page_does(node_run):
+    """Lambda and distances in the component read exactly as the server's f"{value:.4g}" (ui/view.py)."""
+    rng = np.random.default_rng(3)
+    values = [0.0, 1.0, 0.1, 1e-4, 10 ** -3.98, 99.99, 100.0, 123456.0, 0.00012345, 1.5e-5, 2.5, 0.0631,
+              10 ** 1.2, 1e16, 9.99995, 0.099995] + list(10.0 ** rng.uniform(-6, 6, 200))
+    for precision in (3, 4):
+        shown = node_run([dict(kind="format", values=values, precision=precision)])[0]
+        assert shown == [f"{v:.{precision}g}" for v in values]
+
+
+def test_header_only_payloads_carry_the_slider_and_the_answer_but_no_arrays(node_run):
+    model, x0, _ = random_problem(6, 4, 9)
+    payload = live_slider.build_payload(model, x0, 1, -1.0, class_names=list("abcd"))
+    answer = {"title": "Smallest change that flips the decision", "box": ".st-key-question_answer"}
+    short = payload.to_bytes(0.25, log_lam=7.0, answer=answer, with_arrays=False, module=("k1", "// source"))
+    full = payload.to_bytes(0.25, log_lam=-2.5, module=("k1", "// source"))
+    assert full.endswith(payload.arrays) and len(short) == 4 + struct.unpack("<I", short[:4])[0] < 1000  # no arrays
+    short_header, full_header = decode_header(short), decode_header(full)
+    assert short_header["log_lam"]["value"] == 2.0  # clipped to the slider's range
+    assert full_header["log_lam"]["value"] == -2.5 and full_header["module"] == "// source"
+    assert "module" not in short_header and short_header["module_key"] == full_header["module_key"] == "k1"
+    assert short_header["answer"] == answer and full_header["answer"] is None and short_header["echo"] == 0.25
+    shown = node_run([dict(kind="header", payload=short), dict(kind="header", payload=full)])
+    assert shown[0]["arrays"] is None and shown[0]["header"]["key"] == payload.key
+    assert sorted(shown[1]["arrays"]) == sorted(full_header["arrays"])
+
+
+def decode_header(data: bytes) -> dict:
+    (length,) = struct.unpack("<I", data[:4])
+    return json.loads(data[4:4 + length].decode())

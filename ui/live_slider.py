@@ -85,7 +85,7 @@ class LivePayload:
         return None if self.header is None else self.header["key"]
 
     def to_bytes(self, echo=None, *, log_lam: float | None = None, answer: dict | None = None,
-                 with_arrays: bool = True) -> bytes:
+                 with_arrays: bool = True, module: tuple[str, str] | None = None) -> bytes:
         """uint32 header length, UTF-8 JSON header, zero padding to 8 bytes, then the float64 arrays.
 
         ``echo`` is the nonce of the last release the server has taken in: the page ignores a value that
@@ -93,10 +93,16 @@ class LivePayload:
         ``log_lam`` moves the slider (default: the value the payload was built with). ``answer``
         (``{"title": ..., "box": CSS selector}``) says a question's answer is on screen: the page then shows
         the slider alone, and hides that box when the thumb moves. Without ``with_arrays`` only the header
-        goes (a few hundred bytes): the page already holds the arrays of this key, or asks for them."""
+        goes (a few hundred bytes): the page already holds the arrays of this key, or asks for them.
+        ``module`` (key, source): the page's module (component.js) for the loader; its source goes with the
+        arrays only."""
         if self.header is None:
             raise ValueError(f"the live view is off: {self.reason}")
         header = dict(self.header, echo=echo, answer=answer, with_arrays=bool(with_arrays))
+        if module is not None:
+            header["module_key"] = module[0]
+            if with_arrays:
+                header["module"] = module[1]
         if log_lam is not None:
             slider = header["log_lam"]
             header["log_lam"] = dict(slider, value=float(np.clip(log_lam, slider["min"], slider["max"])))
@@ -288,15 +294,28 @@ def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
 _COMPONENT = None
 
 
+_MODULE = None
+
+
 def _component():
+    """The component, whose JavaScript is the small loader.js: Streamlit sends it with every rerun."""
     global _COMPONENT
     if _COMPONENT is None:
         import streamlit as st
 
         _COMPONENT = st.components.v2.component(
             COMPONENT_NAME, html=(WEB / "component.html").read_text(), css=(WEB / "component.css").read_text(),
-            js=(WEB / "component.js").read_text())
+            js=(WEB / "loader.js").read_text())
     return _COMPONENT
+
+
+def _module() -> tuple[str, str]:
+    """component.js (the solvers and the view) and a hash of it: sent to the page inside full payloads only."""
+    global _MODULE
+    if _MODULE is None:
+        source = (WEB / "component.js").read_text()
+        _MODULE = (hashlib.sha256(source.encode()).hexdigest()[:16], source)
+    return _MODULE
 
 
 def can_run_in_browser() -> bool:
@@ -334,10 +353,10 @@ def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), k
     """Mount the live slider for ``payload`` at ``st.session_state[state_key]`` (log10 lambda); on release
     its lambda goes there and ``on_change()`` runs (also for a release at the same value).
 
-    The float64 arrays go to the page only when it does not hold those of ``payload.key`` already (as far as
-    the server knows: ``st.session_state[sent_key(key)]``); a page that lacks them asks with the "missing"
-    state value, and the next run sends them. A rerun that only moves lambda sends a header of a few hundred
-    bytes. ``answer`` (``{"title", "box"}``): a question's answer is on screen (see :meth:`LivePayload.to_bytes`).
+    The float64 arrays and the page's module (component.js; Streamlit itself sends only loader.js with every
+    rerun) go to the page only when it does not hold those of ``payload.key`` already (as far as the server
+    knows: ``st.session_state[sent_key(key)]``); a page that lacks them asks with the "missing" state value,
+    and the next run sends them. A rerun that only moves lambda sends a header of a few hundred bytes. ``answer`` (``{"title", "box"}``): a question's answer is on screen (see :meth:`LivePayload.to_bytes`).
 
     Returns False, rendering nothing, where the live view cannot run (the payload says it is off, or the
     script runs under AppTest): the caller then shows its server slider instead.
@@ -362,7 +381,8 @@ def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), k
     echo = released.get("nonce") if isinstance(released, dict) else None
     echo = echo if isinstance(echo, (int, float)) and not isinstance(echo, bool) and np.isfinite(echo) else None
     with_arrays = st.session_state.get(sent_key(key)) != payload.key
-    data = payload.to_bytes(echo, log_lam=st.session_state[state_key], answer=answer, with_arrays=with_arrays)
+    data = payload.to_bytes(echo, log_lam=st.session_state[state_key], answer=answer, with_arrays=with_arrays,
+                            module=_module())
     _component()(key=key, data=data, on_released_change=copy_back, on_missing_change=resend, width="stretch",
                  height="content")
     st.session_state[sent_key(key)] = payload.key

@@ -9,6 +9,8 @@
 // stopping rules (gradient norm, projected gradient norm) and the same status codes. They take typed
 // arrays and touch no DOM, so tests/test_live_slider.py runs them under node against solver.invert.
 //
+// Streamlit runs loader.js, which imports this module from the text of a full payload (header.module) once.
+//
 // The payload (ui/live_slider.py, build_payload) is one byte string: a little-endian uint32 n, n bytes of
 // UTF-8 JSON (the header), zero padding to a multiple of 8, then the float64 arrays the header lists
 // (offset and length of each, in float64s from the end of the padding). When the header says
@@ -591,6 +593,7 @@ class LiveView {
       this.payloadKey = h.key;
       this.problem = new LiveProblem(payload);
       this.build(h, payload.arrays);
+      this.drawn = null;
     }
     const slider = h.log_lam;
     this.input.min = String(slider.min);
@@ -602,7 +605,8 @@ class LiveView {
     if (!this.dragging && !behind) {
       this.input.value = String(slider.value);
       this.showAnswer(h.answer || null);
-      if (this.answer === null) this.render();
+      // The server's echo of what is drawn already (every release) costs no solve and no redraw.
+      if (this.answer === null && this.drawn !== this.input.value) this.render();
     }
   }
 
@@ -613,6 +617,7 @@ class LiveView {
     root.classList.toggle("live-answer-mode", answer !== null);
     root.dataset.view = answer === null ? "live" : "answer";
     if (answer === null) return;
+    this.drawn = null;
     hideBox(null);  // the answer's box is on screen again
     this.answerLine.textContent = `Showing below: ${answer.title}. Moving the slider returns to the slider's answer.`;
     root.dataset.proba = "[]";  // no probabilities of ours are on screen
@@ -737,6 +742,7 @@ class LiveView {
     this.root.dataset.logLam = String(logLam);
     this.root.dataset.proba = JSON.stringify(Array.from(frame.proba));
     this.root.dataset.status = String(frame.status);
+    this.drawn = this.input.value;
     const elapsed = performance.now() - started;
     const s = this.stats;
     s.frames += 1;

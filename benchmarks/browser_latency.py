@@ -78,7 +78,8 @@ def open_page(browser, url, live: bool):
         page.wait_for_selector('[data-testid="stMetricValue"]', timeout=180_000)
     time.sleep(3)
     page.evaluate(INSTRUMENT, live)
-    thumb = ".live-slider input[type=range]" if live else '[data-testid="stSlider"] [role="slider"]'
+    thumb = (".live-slider input[type=range]" if live else
+             '[data-testid="stSlider"] input[type="range"], [data-testid="stSlider"] [role="slider"]')
     page.locator(thumb).first.focus()
     return page
 

@@ -298,14 +298,12 @@ async def open_explore(browser, base: str, query: str):
     return page
 
 
-async def explore_drag(browser, base: str, moves: int) -> dict:
-    query, n_bytes = explore_query()
-    page = await open_explore(browser, base, query)
-    row = dict(scenario=EXPLORE_LABEL, mode="projected", payload_kB=n_bytes / 1e3)
+async def explore_drag(page, moves: int) -> dict:
+    row = dict(scenario=EXPLORE_LABEL, mode="projected", payload_kB=explore_query()[1] / 1e3)
     await measure_drag(page, max(20, moves // 10))  # warm-up
     row.update(await measure_drag(page, moves))
     row.update(await measure_frame_rate(page, moves))
-    await page.close()
+    await asyncio.sleep(1)  # the release at the end of the drag reaches the server
     return row
 
 
@@ -321,18 +319,23 @@ async def run(args):
     base = args.harness_url or f"http://127.0.0.1:{ports[0]}"
     explore_base = args.explore_url or f"http://127.0.0.1:{ports[2]}"
     bare_base = f"http://127.0.0.1:{ports[1]}"
-    rows, latency = [], {"explore": [], "harness": [], "bare": []}
-    received = {"explore": [], "harness": [], "bare": []}
+    names = ("explore", "server-slider", "harness", "bare")
+    rows, latency, received = [], {name: [] for name in names}, {name: [] for name in names}
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            rows.append(await explore_drag(browser, explore_base, args.moves))
+            explore_page = await open_explore(browser, explore_base, explore_query()[0])
+            rows.append(await explore_drag(explore_page, args.moves))
             print(rows[-1], flush=True)
             for label, query in ([] if args.quick else SCENARIOS):
                 rows.append(await drag_scenario(browser, base, label, query, args.moves))
                 print(rows[-1], flush=True)
-            explore_page = await open_explore(browser, explore_base, explore_query()[0])
             pages = {"explore": (explore_page, EXPLORE_SERVER_LINE, explore_page.received)}
+            if args.server_slider_url:  # an Explore page with Streamlit's slider: its λ metric is the first
+                old = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                pages["server-slider"] = (old, '[data-testid="stMetricValue"]', count_received(old))
+                await old.goto(f"{args.server_slider_url}/?{explore_query()[0]}")
+                await old.wait_for_selector('[data-testid="stMetricValue"]', timeout=600_000)
             if not args.quick:
                 harness_page, _, _ = await open_harness(browser, base, "scenario=mnist")
                 pages["harness"] = (harness_page, '[data-testid="stText"]', harness_page.received)
@@ -346,7 +349,7 @@ async def run(args):
             for _ in range(args.releases):
                 for name, (page, selector, counter) in pages.items():
                     await page.bring_to_front()
-                    thumb = bare_thumb(page) if name == "bare" else live_thumb(page)
+                    thumb = bare_thumb(page) if name in ("bare", "server-slider") else live_thumb(page)
                     ms, n_bytes = await release_latency(page, selector, thumb, counter)
                     latency[name].append(ms)
                     received[name].append(n_bytes)
@@ -365,6 +368,8 @@ def main(argv=None):
                         help="the Explore page only, a few moves and one release per app (a smoke run)")
     parser.add_argument("--explore-url", help="the dashboard already running (make run)")
     parser.add_argument("--harness-url", help="a harness already running (tests/apps/live_slider_app.py)")
+    parser.add_argument("--server-slider-url", help="a dashboard whose Explore page has Streamlit's slider (e.g. the "
+                        "commit before the live slider), measured the same way, by its λ metric")
     args = parser.parse_args(argv)
     if args.quick:
         args.moves = min(args.moves, 60)
@@ -374,8 +379,9 @@ def main(argv=None):
     bare = np.median(latency["bare"])
     print(f"\nend of drag -> fully updated page (median of {len(latency['bare'])} releases each, interleaved; "
           f"p90 in brackets; kB the server sent per release):")
-    for name, label in (("explore", "Explore page (MNIST, pixel range)"), ("harness", "live slider harness (MNIST, "
-                        "pixel range)"), ("bare", "bare Streamlit slider")):
+    for name, label in (("explore", "Explore page (MNIST, pixel range)"),
+                        ("server-slider", "Explore page with Streamlit's slider (--server-slider-url)"),
+                        ("harness", "live slider harness (MNIST, pixel range)"), ("bare", "bare Streamlit slider")):
         if latency[name]:
             median = np.median(latency[name])
             print(f"  {label}: {median:.0f} ms ({np.percentile(latency[name], 90):.0f}), "

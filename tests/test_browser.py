@@ -296,14 +296,18 @@ def test_dragging_on_explore_solves_in_the_browser_and_the_page_follows_on_relea
     page.close()
 
 
+def ask_flip(page) -> dict:
+    page.get_by_role("button", name="Smallest change that flips the decision").click()
+    page.wait_for_selector(".st-key-question_answer", timeout=60_000)
+    wait_until_idle(page)
+    return live_state(page)
+
+
 def test_a_questions_answer_stays_until_the_thumb_moves_and_the_live_view_never_poses_as_it(app_url, browser,
                                                                                             first_screen_s):
     case = live_scenarios.explore("mnist")
     page = open_explore(browser, app_url, case.query)
-    page.get_by_role("button", name="Smallest change that flips the decision").click()
-    page.wait_for_selector(".st-key-question_answer", timeout=60_000)
-    wait_until_idle(page)
-    asked = live_state(page)
+    asked = ask_flip(page)
     # One answer on screen: the question's. The live slider shows its thumb alone and solves nothing.
     assert asked["view"] == "answer" and json.loads(asked["proba"]) == [] and asked["server"] is None
     visible = page.evaluate(f"() => Object.fromEntries(['metrics', 'images', 'bars', 'answer'].map(part => "
@@ -331,6 +335,22 @@ def test_a_questions_answer_stays_until_the_thumb_moves_and_the_live_view_never_
     assert released["view"] == "live" and released["logLam"] == dragging["logLam"]
     assert released["server"].startswith(f"The server's solve at λ = {released['metrics'][0]}:")
     assert "q=flip" not in page.url
+
+    # A drag that comes back to where it started (no change event) left the question's answer all the same.
+    ask_flip(page)
+    x, y = thumb_position(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in (-STEP_PX, -STEP_PX, STEP_PX, STEP_PX):
+        x += step
+        page.mouse.move(x, y)
+    page.mouse.up()
+    page.wait_for_selector(SERVER_LINE, timeout=60_000)
+    wait_until_idle(page)
+    back = live_state(page)
+    assert page.locator(".st-key-question_answer").count() == 0 and back["view"] == "live"
+    assert back["logLam"] == released["logLam"]
+    assert back["server"].startswith(f"The server's solve at λ = {back['metrics'][0]}:")
     assert exceptions(page) == []
     page.close()
 

@@ -292,8 +292,6 @@ def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
 
 # -- Streamlit ------------------------------------------------------------------------------------------
 _COMPONENT = None
-
-
 _MODULE = None
 
 
@@ -356,7 +354,8 @@ def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), k
     The float64 arrays and the page's module (component.js; Streamlit itself sends only loader.js with every
     rerun) go to the page only when it does not hold those of ``payload.key`` already (as far as the server
     knows: ``st.session_state[sent_key(key)]``); a page that lacks them asks with the "missing" state value,
-    and the next run sends them. A rerun that only moves lambda sends a header of a few hundred bytes. ``answer`` (``{"title", "box"}``): a question's answer is on screen (see :meth:`LivePayload.to_bytes`).
+    and the next run sends them. A rerun that only moves lambda sends a header of a few hundred bytes.
+    ``answer`` (``{"title", "box"}``): a question's answer is on screen (see :meth:`LivePayload.to_bytes`).
 
     Returns False, rendering nothing, where the live view cannot run (the payload says it is off, or the
     script runs under AppTest): the caller then shows its server slider instead.

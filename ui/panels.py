@@ -176,16 +176,16 @@ ANSWER_BOX = "question_answer"  # the key of the container of a question's answe
 SLIDER_BOX = "slider_answer"  # the key of the container of the slider's answer
 
 
-def slider(q: solve.Question, what, answer) -> bool:
+def slider(q: solve.Question, what, asked) -> bool:
     """The lambda slider: the live one (ui/live_slider.py: it solves and draws at every move in the browser
     and tells the server on release) where the browser can run it, else Streamlit's. Moving either
-    dismisses a question's answer (``answer``, the one on screen or None). Returns whether the live
-    slider is on screen."""
+    dismisses a question's answer (``asked``: the state.Answer on screen, or None). Returns whether the
+    live slider is on screen."""
     reason = ""
     if live_slider.can_run_in_browser():
         payload = live_payload(q, what)
-        on_screen = None if answer is None else dict(
-            title=view.question_title(answer.question, q.target_name, answer.alpha), box=f".st-key-{ANSWER_BOX}")
+        on_screen = None if asked is None else dict(
+            title=view.question_title(asked.question, q.target_name, asked.alpha), box=f".st-key-{ANSWER_BOX}")
         if live_slider.render(payload, state.LOG_LAM, log_lam_range=state.LOG_LAM_RANGE, key=state.LIVE_SLIDER,
                               answer=on_screen, on_change=solve.dismiss_answer):
             return True

@@ -1,7 +1,12 @@
 """The live slider in headless Chromium: per-frame solve+draw time and frame rate while dragging, and the
-time from the end of a drag to the updated page against a bare Streamlit slider, in one run.
+time from the end of a drag to the fully updated page against a bare Streamlit slider, in one run.
 
-Scenarios (tests/apps/live_scenarios.py, shown by the harness tests/apps/live_slider_app.py):
+First the Explore page itself (``streamlit run app.py``, opened by a share link on MNIST-5k with the pixel
+range, tests/apps/live_scenarios.explore): drag and frame rate, then the end of a drag to the fully updated
+page (the server's solve, downloads) and the bytes the server sends for it, interleaved with the bare app
+(benchmarks/bare_app/app.py: a fragment that only echoes a slider) and the harness.
+
+Harness scenarios (tests/apps/live_scenarios.py, shown by tests/apps/live_slider_app.py):
 MNIST-5k (K = 10, D = 784) with the pixel range (projected Newton) and without (reduced Newton), German
 credit with locks and costs (reduced) and with ranges too (projected), an RCV1-sized synthetic model
 (K = 51, D = 47236, reduced), and the same synthetic model with non-negative features (projected, where
@@ -13,6 +18,10 @@ and a requestAnimationFrame loop records which display frames showed a new solut
 while dragging = display frames with a new solution / drag duration.
 
     python benchmarks/live_slider_benchmark.py [--moves 400] [--releases 20] [--quick]
+        [--explore-url URL] [--harness-url URL]
+
+``--quick`` (a smoke run): the Explore page and the bare app only, a few moves, one release per app
+unless ``--releases`` says otherwise.
 """
 
 from __future__ import annotations
@@ -27,11 +36,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+for _folder in (ROOT, ROOT / "tests" / "apps"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+EXPLORE_SERVER_LINE = '.st-key-slider_answer [data-testid="stCaptionContainer"]'  # "The server's solve at ..."
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 ROOT_JS = ("document.querySelector('.stBidiComponent [data-testid=\"stBidiComponentIsolated\"]')"
@@ -62,6 +76,7 @@ def free_port() -> int:
 
 
 def start(script: Path, port: int) -> subprocess.Popen:
+    """``streamlit run script`` from the repository's root (app.py's pages are relative to it)."""
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
                                 "--server.port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
@@ -174,6 +189,7 @@ async def measure_frame_rate(page, frames: int) -> dict:
 
 async def open_harness(browser, base: str, query: str):
     page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.received = count_received(page)
     await page.goto(f"{base}/?{query}")
     await page.wait_for_selector('[data-testid="stText"]', timeout=600_000)
     server = json.loads(await page.locator('[data-testid="stText"]').inner_text())
@@ -194,21 +210,43 @@ async def drag_scenario(browser, base: str, label: str, query: str, moves: int) 
     return row
 
 
-async def release_latency(page, selector: str, thumb, steps: int = 8, step_px: float = 5.0,
-                          quiet_ms: int = 400) -> float:
-    """Mouse up after a short drag -> the server's part of the page updated and quiet; the page's clock."""
+async def release_latency(page, selector: str, thumb, traffic: Traffic, steps: int = 8, step_px: float = 5.0,
+                          quiet_ms: int = 400) -> tuple[float, int]:
+    """Mouse up after a short drag (left and right in turn, so never stuck at an end) -> the server's part of
+    the page updated and quiet; the page's clock. Also the bytes the server sent over the WebSocket for it."""
     before = await page.locator(selector).first.inner_text()
     x, y = await thumb()
     await page.mouse.move(x, y)
     await page.mouse.down()
-    sign = -1 if np.random.default_rng().random() < 0.5 else 1
+    traffic.direction = -traffic.direction
     for _ in range(steps):
-        x += sign * step_px
+        x += traffic.direction * step_px
         await page.mouse.move(x, y)
+    traffic.received = 0
     await page.mouse.up()
     await page.wait_for_function(QUIET, arg={"selector": selector, "before": before, "quiet": quiet_ms},
                                  timeout=60_000, polling=50)
-    return await page.evaluate("() => window.__lastChange - window.__up")
+    return await page.evaluate("() => window.__lastChange - window.__up"), traffic.received
+
+
+@dataclass
+class Traffic:
+    """Bytes of the WebSocket frames a page received since the last reset, and its last drag's direction."""
+
+    received: int = 0
+    direction: int = 1
+
+
+def count_received(page) -> Traffic:
+    """Count the bytes of every WebSocket frame the page receives from now on."""
+    traffic = Traffic()
+
+    def on_socket(socket):
+        def on_frame(payload):
+            traffic.received += len(payload)
+        socket.on("framereceived", on_frame)
+    page.on("websocket", on_socket)
+    return traffic
 
 
 def bare_thumb(page):
@@ -225,6 +263,7 @@ def live_thumb(page):
     return locate
 
 
+EXPLORE_LABEL = "Explore page: MNIST, pixels in [0, 1] (K=10, D=784)"
 SCENARIOS = [("MNIST, pixels in [0, 1] (K=10, D=784)", "scenario=mnist"),
              ("MNIST, no range (K=10, D=784)", "scenario=mnist-free"),
              ("German credit, locks + costs (K=2, D=61)", "scenario=german"),
@@ -235,62 +274,122 @@ SCENARIOS += [(f"synthetic K=51, x >= 0 (projected), D={d}, limit lifted", f"sce
 SCENARIOS += [("synthetic K=51, x >= 0, D=4000, default limit", "scenario=text-ranges&d=4000")]
 
 
+def explore_query() -> tuple[str, float]:
+    """The share link of the Explore scenario, and its payload's size (the same question posed in Python)."""
+    from urllib.parse import urlencode
+
+    import live_scenarios
+
+    from ui import live_slider
+
+    case = live_scenarios.explore("mnist")
+    s = case.scenario
+    payload = live_slider.build_payload(s.model, s.x0, s.target, 1.2, image_shape=s.image_shape, **s.arguments)
+    return urlencode(case.query), payload.n_bytes
+
+
+async def open_explore(browser, base: str, query: str):
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.received = count_received(page)
+    await page.goto(f"{base}/?{query}")
+    await page.wait_for_selector(".live-slider[data-frames]", timeout=600_000)
+    await page.wait_for_selector(EXPLORE_SERVER_LINE, timeout=120_000)
+    await asyncio.sleep(2)
+    return page
+
+
+async def explore_drag(page, moves: int) -> dict:
+    row = dict(scenario=EXPLORE_LABEL, mode="projected", payload_kB=explore_query()[1] / 1e3)
+    await measure_drag(page, max(20, moves // 10))  # warm-up
+    row.update(await measure_drag(page, moves))
+    row.update(await measure_frame_rate(page, moves))
+    await asyncio.sleep(1)  # the release at the end of the drag reaches the server
+    return row
+
+
 async def run(args):
     from playwright.async_api import async_playwright
 
-    scenarios = SCENARIOS[:1] if args.quick else SCENARIOS
-    ports = free_port(), free_port()
+    ports = free_port(), free_port(), free_port()
     servers = [start(ROOT / "benchmarks" / "bare_app" / "app.py", ports[1])]
-    if args.harness_url is None:
+    if args.explore_url is None:
+        servers.append(start(ROOT / "app.py", ports[2]))
+    if args.harness_url is None and not args.quick:
         servers.append(start(ROOT / "tests" / "apps" / "live_slider_app.py", ports[0]))
     base = args.harness_url or f"http://127.0.0.1:{ports[0]}"
+    explore_base = args.explore_url or f"http://127.0.0.1:{ports[2]}"
     bare_base = f"http://127.0.0.1:{ports[1]}"
-    rows, latency = [], {"live": [], "bare": []}
+    names = ("explore", "server-slider", "harness", "bare")
+    rows, latency, received = [], {name: [] for name in names}, {name: [] for name in names}
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            for label, query in scenarios:
+            explore_page = await open_explore(browser, explore_base, explore_query()[0])
+            rows.append(await explore_drag(explore_page, args.moves))
+            print(rows[-1], flush=True)
+            for label, query in ([] if args.quick else SCENARIOS):
                 rows.append(await drag_scenario(browser, base, label, query, args.moves))
                 print(rows[-1], flush=True)
-            live_page, _, _ = await open_harness(browser, base, "scenario=mnist")
+            pages = {"explore": (explore_page, EXPLORE_SERVER_LINE, explore_page.received)}
+            if args.server_slider_url:  # an Explore page with Streamlit's slider: its λ metric is the first
+                old = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                pages["server-slider"] = (old, '[data-testid="stMetricValue"]', count_received(old))
+                await old.goto(f"{args.server_slider_url}/?{explore_query()[0]}")
+                await old.wait_for_selector('[data-testid="stMetricValue"]', timeout=600_000)
+            if not args.quick:
+                harness_page, _, _ = await open_harness(browser, base, "scenario=mnist")
+                pages["harness"] = (harness_page, '[data-testid="stText"]', harness_page.received)
             bare_page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+            pages["bare"] = (bare_page, '[data-testid="stMetricValue"]', count_received(bare_page))
             await bare_page.goto(bare_base)
             await bare_page.wait_for_selector('[data-testid="stMetricValue"]', timeout=120_000)
             await asyncio.sleep(2)
-            for page in (live_page, bare_page):
+            for page, _, _ in pages.values():
                 await page.evaluate(INSTRUMENT_RELEASE)
             for _ in range(args.releases):
-                await live_page.bring_to_front()
-                latency["live"].append(await release_latency(live_page, '[data-testid="stText"]', live_thumb(live_page)))
-                await bare_page.bring_to_front()
-                latency["bare"].append(await release_latency(bare_page, '[data-testid="stMetricValue"]',
-                                                             bare_thumb(bare_page)))
+                for name, (page, selector, counter) in pages.items():
+                    await page.bring_to_front()
+                    thumb = bare_thumb(page) if name in ("bare", "server-slider") else live_thumb(page)
+                    ms, n_bytes = await release_latency(page, selector, thumb, counter)
+                    latency[name].append(ms)
+                    received[name].append(n_bytes)
             await browser.close()
     finally:
         for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
-    return rows, latency
+    return rows, latency, received
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moves", type=int, default=400)
-    parser.add_argument("--releases", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="MNIST only, a few moves and releases (a smoke run)")
+    parser.add_argument("--releases", type=int, help="releases per app (default 20; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the Explore page only, a few moves and one release per app (a smoke run)")
+    parser.add_argument("--explore-url", help="the dashboard already running (make run)")
     parser.add_argument("--harness-url", help="a harness already running (tests/apps/live_slider_app.py)")
+    parser.add_argument("--server-slider-url", help="a dashboard whose Explore page has Streamlit's slider (e.g. the "
+                        "commit before the live slider), measured the same way, by its λ metric")
     args = parser.parse_args(argv)
     if args.quick:
-        args.moves, args.releases = min(args.moves, 60), 1
-    rows, latency = asyncio.run(run(args))
+        args.moves = min(args.moves, 60)
+    args.releases = args.releases or (1 if args.quick else 20)
+    rows, latency, received = asyncio.run(run(args))
     print_table(rows)
-    live, bare = np.median(latency["live"]), np.median(latency["bare"])
-    print(f"\nend of drag -> updated page (median of {len(latency['live'])} releases each, interleaved): live slider "
-          f"harness (MNIST, pixel range) {live:.0f} ms, bare Streamlit slider {bare:.0f} ms, ratio {live / bare:.2f} "
-          f"(target <= 1.5); p90 {np.percentile(latency['live'], 90):.0f} / {np.percentile(latency['bare'], 90):.0f} ms")
-    mnist = rows[0]
-    if "median_ms" in mnist:
-        print(f"targets on MNIST with the pixel range: median solve+draw {mnist['median_ms']:.2f} ms (<= 2); "
-              f"{mnist['paced_fps']:.1f} fps with a new lambda every frame (>= 55; idle {mnist['idle_fps']:.1f})")
+    bare = np.median(latency["bare"])
+    print(f"\nend of drag -> fully updated page (median of {len(latency['bare'])} releases each, interleaved; "
+          f"p90 in brackets; kB the server sent per release):")
+    for name, label in (("explore", "Explore page (MNIST, pixel range)"),
+                        ("server-slider", "Explore page with Streamlit's slider (--server-slider-url)"),
+                        ("harness", "live slider harness (MNIST, pixel range)"), ("bare", "bare Streamlit slider")):
+        if latency[name]:
+            median = np.median(latency[name])
+            print(f"  {label}: {median:.0f} ms ({np.percentile(latency[name], 90):.0f}), "
+                  f"{np.median(received[name]) / 1e3:.1f} kB; ratio to bare {median / bare:.2f} (target <= 1.5)")
+    explore = rows[0]
+    print(f"targets on the Explore page, MNIST with the pixel range: median solve+draw {explore['median_ms']:.2f} ms "
+          f"(<= 2); {explore['paced_fps']:.1f} fps with a new lambda every frame (>= 55; idle {explore['idle_fps']:.1f}); "
+          f"mouse at 250 Hz: {explore['fps']:.1f} frames with a new solution per s")
     return rows, latency
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import panels, solve, state
+from ui import live_slider, panels, solve, state
 
 st.title("Explore counterfactuals")
 
@@ -36,16 +36,15 @@ with st.container(border=True):
 @st.fragment
 def counterfactual_panel():
     q = solve.question()
-    low, high = state.LOG_LAM_RANGE
-    log_lam = state.bind(st.slider, "log₁₀ λ  (left: bolder change, right: closer to the source)", state.LOG_LAM,
-                         on_change=solve.dismiss_answer, min_value=low, max_value=high, step=state.LOG_LAM_STEP,
-                         format="%.2f")
     what = solve.what_may_change()
-    shown = panels.shown_answer(q, what, log_lam)
+    live = panels.slider(q, what, panels.asked_answer(q, what))
+    shown = panels.shown_answer(q, what, st.session_state[state.LOG_LAM])
     state.write_link(state.link_params(what, shown.source if shown.is_answer else None, shown.alpha))
-    panels.answer(q, what, shown)
+    with st.container(key=panels.ANSWER_BOX if shown.is_answer else panels.SLIDER_BOX):
+        panels.answer(q, what, shown, live=live)
 
 
+live_slider.forget_sent(state.LIVE_SLIDER)  # a whole-page run may rebuild the live slider: send its arrays again
 counterfactual_panel()
 limits = state.link_limits()
 st.caption(limits or "The address bar holds this whole question (dataset, instance, target, λ, the question asked, "

@@ -1,9 +1,9 @@
-"""The live slider in a real browser: drag the thumb with the mouse in small steps and check that the view
-follows during the drag (not only on release), that what it shows equals Python's solver.invert at the
-lambda it shows, and that after release the server holds the same lambda and the same answer.
-
-The harness (tests/apps/live_slider_app.py) shows the component and, below it, the server's answer in
-full precision. Set LIVE_SLIDER_FRAMES=assets to keep the captured MNIST frames (README image sequence).
+"""The live slider alone in a real browser, in the harness (tests/apps/live_slider_app.py: the component and,
+below it, the server's answer in full precision): on the RCV1-sized model and a projected tabular problem,
+drag the thumb with the mouse in small steps and check that the view follows during the drag, that what it
+shows equals Python's solver.invert at the lambda it shows, and that after release the server holds the
+same lambda and probabilities; arrow keys move both. The Explore page's own drags, the question's answer, fast
+arrow keys and the README's frames are in tests/test_browser.py.
 """
 
 import json
@@ -105,27 +105,28 @@ def assert_matches_python(scenario, sample):
     return reference
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-free", "german", "german-ranges"])
-def test_dragging_solves_in_the_browser_and_the_server_follows_on_release(browser, harness_url, name, tmp_path):
+@pytest.mark.parametrize("name", ["text", "german-ranges"])
+def test_dragging_solves_in_the_browser_and_the_server_follows_on_release(browser, harness_url, name):
+    """The RCV1-sized model (K = 51, D = 47236: reduced Newton with no D-sized array in the page) and a
+    projected tabular problem; the Explore page's own drags are in tests/test_browser.py."""
     scenario = live_scenarios.build(name)
     page = open_scenario(browser, harness_url, name)
     first = shown(page)
     server = json.loads(first["server"])
     assert server["fingerprint"] == scenario.model.fingerprint  # the browser solves the test's own model
     assert server["mode"] == ("projected" if "bounds" in scenario.arguments else "reduced")
+    if name == "text":
+        assert server["payload_bytes"] < 60_000  # K r + 2 K floats and a header, whatever D is
     assert_matches_python(scenario, first)
 
-    capture = Path(os.environ.get("LIVE_SLIDER_FRAMES", tmp_path)) if name == "mnist" else None
     x, y = thumb_position(page)
     page.mouse.move(x, y)
     page.mouse.down()
-    samples, captured = [], []
-    for step in range(STEPS):
+    samples = []
+    for _ in range(STEPS):
         x -= STEP_PX  # leftwards: smaller lambda, bolder change
         page.mouse.move(x, y)
         samples.append(shown(page))
-        if capture is not None and step in (0, STEPS // 3, 2 * STEPS // 3, STEPS - 1):
-            captured.append(capture_frame(page, capture / f"live_slider_{len(captured)}.png"))
 
     # The view changed at every move while the server heard nothing: it still shows the first answer.
     lams = [s["logLam"] for s in samples]
@@ -133,8 +134,6 @@ def test_dragging_solves_in_the_browser_and_the_server_follows_on_release(browse
     assert int(samples[-1]["frames"]) - int(first["frames"]) >= STEPS - 4
     assert all(s["server"] == first["server"] for s in samples)
     assert float(samples[-1]["logLam"]) < float(first["logLam"]) - 1.0
-    if scenario.image_shape is not None:
-        assert len({s["pixels"] for s in samples}) >= STEPS // 2  # the counterfactual image was redrawn
     for sample in samples[:: STEPS // 6]:
         assert_matches_python(scenario, sample)
 
@@ -146,8 +145,6 @@ def test_dragging_solves_in_the_browser_and_the_server_follows_on_release(browse
     assert server["log_lam"] == float(released["logLam"]) == float(samples[-1]["logLam"])
     assert server["lam"] == pytest.approx(float(released["lam"]), rel=4 * np.finfo(float).eps)
     assert np.abs(np.array(server["proba"]) - np.array(json.loads(released["proba"]))).max() <= PROBA_TOL
-    if capture is not None:
-        make_gif(captured, capture / "live_slider_drag.gif")
     page.close()
 
 
@@ -166,57 +163,3 @@ def test_arrow_keys_move_the_live_view_and_the_server(browser, harness_url):
     assert json.loads(after["server"])["log_lam"] == float(after["logLam"])
     assert_matches_python(scenario, after)
     page.close()
-
-
-def test_fast_arrow_keys_never_jump_back_to_a_stale_server_value(browser, harness_url):
-    """Each press is a release the server takes in with a rerun; the reruns of older presses must not pull
-    the slider back while newer ones are on their way (the server echoes the nonce of the release it took)."""
-    page = open_scenario(browser, harness_url, "mnist")
-    start = float(shown(page)["logLam"])
-    page.evaluate("""() => {
-        const root = document.querySelector('.stBidiComponent [data-testid="stBidiComponentIsolated"]')
-            .shadowRoot.querySelector('.live-slider');
-        window.__shownLams = [];
-        new MutationObserver(() => window.__shownLams.push(Number(root.dataset.logLam)))
-            .observe(root, {attributes: true, attributeFilter: ['data-log-lam']});
-    }""")
-    page.locator(".live-slider input[type=range]").focus()
-    for _ in range(8):
-        page.keyboard.press("ArrowRight", delay=15)
-    target = start + 8 * 0.02
-    page.wait_for_function("(t) => Math.abs(JSON.parse(document.querySelector('[data-testid=\"stText\"]').innerText)"
-                           ".log_lam - t) < 1e-9", arg=target, timeout=60_000)
-    time.sleep(0.5)  # any late rerun would show now
-    history = page.evaluate("() => window.__shownLams")
-    assert history[-1] == pytest.approx(target, abs=1e-9)
-    assert all(b >= a - 1e-12 for a, b in zip(history, history[1:])), history
-    page.close()
-
-
-def capture_frame(page, path: Path) -> Path:
-    """The slider, the metrics and the images (not the bars) as a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    top = page.locator(".live-slider").bounding_box()
-    bottom = page.locator(".live-images").bounding_box()
-    page.screenshot(path=str(path), clip=dict(x=top["x"], y=top["y"], width=top["width"],
-                                              height=bottom["y"] + bottom["height"] - top["y"]))
-    return path
-
-
-def make_gif(paths, target: Path) -> None:
-    from PIL import Image
-
-    frames = [Image.open(p).convert("RGB") for p in paths]
-    assert len(frames) == 4
-    frames[0].save(target, save_all=True, append_images=frames[1:], duration=700, loop=0,
-                   optimize=True)
-
-
-def test_benchmark_smoke_run(harness_url):
-    """benchmarks/live_slider_benchmark.py --quick against this harness, so the script cannot rot (no timing
-    is asserted: the machine is shared)."""
-    done = subprocess.run([sys.executable, "benchmarks/live_slider_benchmark.py", "--quick", "--harness-url", harness_url],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "| MNIST, pixels in [0, 1] (K=10, D=784) | projected |" in done.stdout
-    assert "end of drag -> updated page" in done.stdout

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from solver import SoftmaxModel, invert
-from ui import figures, live_slider
+from ui import constraints, figures, live_slider
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
@@ -31,6 +31,15 @@ for (const job of jobs) {
       const proba = new Float64Array(w.length);
       return { value: live.negLogProba(Float64Array.from(w), target, proba), proba: Array.from(proba) };
     }));
+    continue;
+  }
+  if (job.kind === "format") {
+    results.push(job.values.map((v) => live.formatG(v, job.precision)));
+    continue;
+  }
+  if (job.kind === "header") {
+    const parsed = live.parsePayload(new Uint8Array(readFileSync(job.payload)));
+    results.push({ header: parsed.header, arrays: parsed.arrays === null ? null : Object.keys(parsed.arrays) });
     continue;
   }
   if (job.kind === "pixels") {
@@ -71,7 +80,8 @@ def node_run(tmp_path_factory):
         for job in jobs:
             if "payload" in job:
                 path = folder / f"payload_{next(counter)}.bin"
-                path.write_bytes(job["payload"].data)
+                data = job["payload"]
+                path.write_bytes(data if isinstance(data, bytes) else data.data)
                 job = dict(job, payload=str(path))
             prepared.append(job)
         jobs_file = folder / f"jobs_{next(counter)}.json"
@@ -100,7 +110,7 @@ def random_problem(seed, n_classes, n_features, scale=1.0):
     return model, rng.random(n_features), rng
 
 
-REDUCED_BYTES_K51 = 8 * (51 * 50 + 50**2 + 2 * 51) + 4096  # M, Gram, logits, proba0, and a header
+REDUCED_BYTES_K51 = 8 * (51 * 50 + 2 * 51) + 4096  # M, logits, proba0, and a header
 SWEEP = [float(v) for v in 10.0 ** np.concatenate([np.linspace(-1, -4, 46), np.linspace(-4, 2, 31)])]
 
 
@@ -151,7 +161,9 @@ def assert_frames_match(model, x0, target, arguments, frames, cold, label=""):
         assert projected_gradient_norm(model, x0, target, frame["lam"], arguments, x) <= 1e-9, (label, frame["lam"])
         if cold and same_method:  # from x0 both take the same iterations: equal to round-off
             assert np.abs(x - reference.x).max() <= 1e-12 * (1 + np.abs(x).max())
-        assert frame["distance"] == pytest.approx(np.linalg.norm(x - x0), rel=1e-12)
+        # the problem's own distance, as the Explore page measures it: sqrt(sum_j cost_j (x_j - x0_j)^2)
+        cost = arguments.get("cost", np.ones(model.n_features))
+        assert frame["distance"] == pytest.approx(constraints.distance(x, x0, cost), rel=1e-12)
         if arguments.get("immutable") is not None:  # locks hold bit for bit
             assert np.array_equal(x[arguments["immutable"]], x0[arguments["immutable"]])
 
@@ -206,18 +218,26 @@ def test_node_solver_on_an_rcv1_sized_model_needs_no_d_sized_payload(node_run):
     for frame in frames:
         reference = invert(model, x0, 7, frame["lam"])
         assert np.abs(np.array(frame["proba"]) - reference.proba).max() <= PROBA_TOL
-        # the distance from the r x r Gram matrix of the lift equals ||x - x0|| in the user's features
+        # ||u|| in the reduced space equals ||x - x0|| in the user's features (the basis is orthonormal)
         assert frame["distance"] == pytest.approx(np.linalg.norm(reference.x - x0), rel=1e-6)
 
 
-def test_node_distance_uses_the_users_units_under_costs(node_run):
+def test_node_distance_is_the_problems_own_under_costs(node_run):
+    """The distance shown is the one the Explore page shows, sqrt(sum_j cost_j (x_j - x0_j)^2), in both forms."""
     model, x0, rng = random_problem(8, 5, 40)
     arguments = dict(cost=rng.uniform(0.1, 10.0, 40), immutable=np.arange(40) < 4)
-    payload = live_slider.build_payload(model, x0, 2, -1.0, **arguments)  # no image: distance from the Gram matrix
-    frames = node_run([dict(payload=payload, lams=[1e-3, 0.1, 10.0], cold=True)])[0]["frames"]
-    for frame in frames:
-        reference = invert(model, x0, 2, frame["lam"], **arguments)
-        assert frame["distance"] == pytest.approx(np.linalg.norm(reference.x - x0), rel=1e-9)
+    lower = np.full(40, -np.inf)
+    lower[10:20] = x0[10:20]  # these may only rise: projected Newton
+    payloads = [live_slider.build_payload(model, x0, 2, -1.0, **arguments),  # no image, no D-sized array
+                live_slider.build_payload(model, x0, 2, -1.0, bounds=(lower, np.inf), **arguments)]
+    assert [p.mode for p in payloads] == ["reduced", "projected"]
+    results = node_run([dict(payload=p, lams=[1e-3, 0.1, 10.0], cold=True) for p in payloads])
+    for result, bounds in zip(results, [None, (lower, np.inf)]):
+        for frame in result["frames"]:
+            reference = invert(model, x0, 2, frame["lam"], bounds=bounds, **arguments)
+            expected = constraints.distance(reference.x, x0, arguments["cost"])
+            assert frame["distance"] == pytest.approx(expected, rel=1e-9)
+            assert abs(frame["distance"] - np.linalg.norm(reference.x - x0)) > 1e-3 * expected  # not the plain one
 
 
 def test_node_neg_log_proba_keeps_the_digits_when_the_target_dominates(node_run):
@@ -322,3 +342,35 @@ def test_under_apptest_the_harness_falls_back_to_the_server_slider():
     at.slider[0].set_value(-2.0).run()
     after = json.loads(at.text[0].value)
     assert after["log_lam"] == -2.0 and after["proba"] != shown["proba"]
+
+
+def test_node_formats_numbers_as_the_page_does(node_run):
+    """Lambda and distances in the component read exactly as the server's f"{value:.4g}" (ui/view.py)."""
+    rng = np.random.default_rng(3)
+    values = [0.0, 1.0, 0.1, 1e-4, 10 ** -3.98, 99.99, 100.0, 123456.0, 0.00012345, 1.5e-5, 2.5, 0.0631,
+              10 ** 1.2, 1e16, 9.99995, 0.099995] + list(10.0 ** rng.uniform(-6, 6, 200))
+    for precision in (3, 4):
+        shown = node_run([dict(kind="format", values=values, precision=precision)])[0]
+        assert shown == [f"{v:.{precision}g}" for v in values]
+
+
+def test_header_only_payloads_carry_the_slider_and_the_answer_but_no_arrays(node_run):
+    model, x0, _ = random_problem(6, 4, 9)
+    payload = live_slider.build_payload(model, x0, 1, -1.0, class_names=list("abcd"))
+    answer = {"title": "Smallest change that flips the decision", "box": ".st-key-question_answer"}
+    short = payload.to_bytes(0.25, log_lam=7.0, answer=answer, with_arrays=False, module=("k1", "// source"))
+    full = payload.to_bytes(0.25, log_lam=-2.5, module=("k1", "// source"))
+    assert full.endswith(payload.arrays) and len(short) == 4 + struct.unpack("<I", short[:4])[0] < 1000  # no arrays
+    short_header, full_header = decode_header(short), decode_header(full)
+    assert short_header["log_lam"]["value"] == 2.0  # clipped to the slider's range
+    assert full_header["log_lam"]["value"] == -2.5 and full_header["module"] == "// source"
+    assert "module" not in short_header and short_header["module_key"] == full_header["module_key"] == "k1"
+    assert short_header["answer"] == answer and full_header["answer"] is None and short_header["echo"] == 0.25
+    shown = node_run([dict(kind="header", payload=short), dict(kind="header", payload=full)])
+    assert shown[0]["arrays"] is None and shown[0]["header"]["key"] == payload.key
+    assert sorted(shown[1]["arrays"]) == sorted(full_header["arrays"])
+
+
+def decode_header(data: bytes) -> dict:
+    (length,) = struct.unpack("<I", data[:4])
+    return json.loads(data[4:4 + length].decode())

@@ -11,11 +11,17 @@ Two forms of the problem, as :func:`solver.invert` poses them:
 * ``"reduced"`` (no feature ranges): Newton on the K-1 margins. The page gets ``M = A P`` (K x r) and the
   source logits; with locks or costs the column-scaled model of MATH.md section 6 (free features
   ``y = sqrt(cost) x[free]``, fixed ones folded into the intercept). For images it also gets the lift
-  ``L`` (r x D, ``x = x0 + L^T u`` in the user's features) to draw pixels; otherwise the r x r Gram
-  matrix ``L L^T`` gives the distance, and the payload does not grow with D at all.
+  ``L`` (r x D, ``x = x0 + L^T u`` in the user's features) to draw pixels; otherwise the payload does not
+  grow with D at all.
 * ``"projected"`` (feature ranges, e.g. pixels in [0, 1]): the free-feature weights ``A`` (K x D'), the
   intercept, ``y0`` and the ranges; projected Newton costs O(D' K^2) per iteration, so the live view turns
   itself off beyond :data:`MAX_PROJECTED_WORK` and the page falls back to the server slider.
+
+The distance shown is the problem's own, ``sqrt(sum_j cost_j (x_j - x0_j)^2) = ||y - y0||`` (``= ||u||`` in
+reduced form, the basis being orthonormal), as the Explore page measures it.
+
+Sending: the header (the slider's value, the question's answer on screen, the echo of the last release) goes
+with every rerun; the float64 arrays only when the page does not hold them yet (:func:`render`).
 
 ``build_payload`` is pure (numpy and the solver's public API); ``render`` mounts the component.
 """
@@ -37,6 +43,7 @@ from solver import SoftmaxModel, pose_problem
 WEB = Path(__file__).with_name("live_slider_web")
 COMPONENT_NAME = "inverse_classification.live_slider"
 DEFAULT_LABEL = "log₁₀ λ  (left: bolder change, right: closer to the source)"
+DEFAULT_DISTANCE_LABEL = "distance ‖x − x₀‖"
 # Largest payload sent to the page (MNIST with the pixel range: about 190 kB).
 MAX_PAYLOAD_BYTES = 8 * 2**20
 # Largest K^2 D' (multiply-adds of one projected Newton iteration's K x K system) the page solves live.
@@ -72,15 +79,38 @@ class LivePayload:
     def live(self) -> bool:
         return self.header is not None
 
-    def to_bytes(self, echo=None) -> bytes:
+    @property
+    def key(self) -> str | None:
+        """Content key of the question (not of the slider's value)."""
+        return None if self.header is None else self.header["key"]
+
+    def to_bytes(self, echo=None, *, log_lam: float | None = None, answer: dict | None = None,
+                 with_arrays: bool = True, module: tuple[str, str] | None = None) -> bytes:
         """uint32 header length, UTF-8 JSON header, zero padding to 8 bytes, then the float64 arrays.
 
         ``echo`` is the nonce of the last release the server has taken in: the page ignores a value that
-        predates a release still on its way (fast arrow-key presses), instead of jumping back to it."""
+        predates a release still on its way (fast arrow-key presses), instead of jumping back to it.
+        ``log_lam`` moves the slider (default: the value the payload was built with). ``answer``
+        (``{"title": ..., "box": CSS selector}``) says a question's answer is on screen: the page then shows
+        the slider alone, and hides that box when the thumb moves. Without ``with_arrays`` only the header
+        goes (a few hundred bytes): the page already holds the arrays of this key, or asks for them.
+        ``module`` (key, source): the page's module (component.js) for the loader; its source goes with the
+        arrays only."""
         if self.header is None:
             raise ValueError(f"the live view is off: {self.reason}")
-        text = json.dumps(dict(self.header, echo=echo), allow_nan=False).encode()
-        return struct.pack("<I", len(text)) + text + b"\0" * (-(4 + len(text)) % 8) + self.arrays
+        header = dict(self.header, echo=echo, answer=answer, with_arrays=bool(with_arrays))
+        if module is not None:
+            header["module_key"] = module[0]
+            if with_arrays:
+                header["module"] = module[1]
+        if log_lam is not None:
+            slider = header["log_lam"]
+            header["log_lam"] = dict(slider, value=float(np.clip(log_lam, slider["min"], slider["max"])))
+        text = json.dumps(header, allow_nan=False).encode()
+        head = struct.pack("<I", len(text)) + text
+        if not with_arrays:
+            return head
+        return head + b"\0" * (-len(head) % 8) + self.arrays
 
     @property
     def data(self) -> bytes | None:
@@ -89,6 +119,14 @@ class LivePayload:
     @property
     def n_bytes(self) -> int:
         return len(self.to_bytes()) if self.live else 0
+
+
+@dataclass(frozen=True, eq=False)
+class CachedPayload:
+    """A session's payload with the key of the question it poses (kept so that a move builds nothing)."""
+
+    key: tuple
+    payload: LivePayload
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,11 +162,11 @@ _LIFTS_LOCK = threading.Lock()
 _LIFTS_MAX = 8
 
 
-def _lift_and_gram(posed: _Posed, n_features: int, keep_lift: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (only if ``keep_lift``: images), and
-    ``L L^T`` (r x r); O(D K r) once per model and column scaling, kept in a small cache keyed by content
-    (model fingerprint, free set, costs)."""
-    key = (*posed.base_key, keep_lift)
+def _lift(posed: _Posed, n_features: int) -> np.ndarray:
+    """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (images draw pixels with it); O(D K r)
+    once per model and column scaling, kept in a small cache keyed by content (model fingerprint, free
+    set, costs)."""
+    key = posed.base_key
     with _LIFTS_LOCK:
         cached = _LIFTS.get(key)
         if cached is not None:
@@ -138,12 +176,11 @@ def _lift_and_gram(posed: _Posed, n_features: int, keep_lift: bool) -> tuple[np.
     P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
     lift = np.zeros((basis.rank, n_features))
     lift[:, posed.free] = P_rows / posed.scale
-    result = (lift if keep_lift else None, lift @ lift.T)
     with _LIFTS_LOCK:
-        _LIFTS[key] = result
+        _LIFTS[key] = lift
         while len(_LIFTS) > _LIFTS_MAX:
             _LIFTS.popitem(last=False)
-    return result
+    return lift
 
 
 def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:
@@ -160,6 +197,7 @@ def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:
 def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_lam_range=(-4.0, 2.0),
                   log_lam_step: float = 0.02, class_names=None, image_shape=None, immutable=None, cost=None,
                   bounds=None, label: str = DEFAULT_LABEL, target_colour: str = "#1f77b4",
+                  distance_label: str = DEFAULT_DISTANCE_LABEL,
                   max_projected_work: float = MAX_PROJECTED_WORK) -> LivePayload:
     """Pose the question for the page and pack it, or say why the live view cannot run.
 
@@ -177,6 +215,8 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
         Draw the source, counterfactual and difference on canvases (requires ``height * width == D``).
     immutable, cost, bounds
         As in :func:`solver.invert`.
+    label, distance_label, target_colour
+        The slider's label, the distance metric's label, the target's bar colour.
     max_projected_work : float
         With ranges, the largest ``K^2 D'`` solved live (benchmarks lift it to find where frames slow down).
 
@@ -184,6 +224,7 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
     -------
     LivePayload
         O(K r) floats in reduced form (plus r D for an image's lift); O(K D') in projected form.
+        Its ``key`` hashes the question and the arrays, not the slider's value.
     """
     if not isinstance(model, SoftmaxModel):
         raise ValueError(f"model must be a solver.SoftmaxModel, got {type(model).__name__}")
@@ -202,15 +243,14 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
     n_free = posed.free.size
     low, high = map(float, log_lam_range)
     header = dict(version=1, target=target, n_classes=n_classes, n_features=n_features, class_names=names,
-                  target_colour=target_colour, tol=TOL, label=label,
+                  target_colour=target_colour, tol=TOL, label=label, distance_label=distance_label,
                   image_shape=None if image_shape is None else [int(s) for s in image_shape])
     arrays = {"proba0": model.predict_proba(x0)}
     if posed.lower is None:
         basis = scaled.reduced_basis()
-        lift, gram = _lift_and_gram(posed, n_features, keep_lift=image_shape is not None)
-        arrays.update(logits=scaled.coef @ posed.y0 + scaled.intercept, M=basis.M, gram=gram)
+        arrays.update(logits=scaled.coef @ posed.y0 + scaled.intercept, M=basis.M)
         if image_shape is not None:
-            arrays.update(x0=x0, lift=lift)
+            arrays.update(x0=x0, lift=_lift(posed, n_features))
         header.update(mode="reduced", rank=basis.rank, max_iter=MAX_ITER["reduced"],
                       note=_note("reduced", posed, n_features, basis.rank))
     else:
@@ -252,17 +292,28 @@ def _note(mode: str, posed: _Posed, n_features: int, rank: int | None) -> str:
 
 # -- Streamlit ------------------------------------------------------------------------------------------
 _COMPONENT = None
+_MODULE = None
 
 
 def _component():
+    """The component, whose JavaScript is the small loader.js: Streamlit sends it with every rerun."""
     global _COMPONENT
     if _COMPONENT is None:
         import streamlit as st
 
         _COMPONENT = st.components.v2.component(
             COMPONENT_NAME, html=(WEB / "component.html").read_text(), css=(WEB / "component.css").read_text(),
-            js=(WEB / "component.js").read_text())
+            js=(WEB / "loader.js").read_text())
     return _COMPONENT
+
+
+def _module() -> tuple[str, str]:
+    """component.js (the solvers and the view) and a hash of it: sent to the page inside full payloads only."""
+    global _MODULE
+    if _MODULE is None:
+        source = (WEB / "component.js").read_text()
+        _MODULE = (hashlib.sha256(source.encode()).hexdigest()[:16], source)
+    return _MODULE
 
 
 def can_run_in_browser() -> bool:
@@ -283,8 +334,28 @@ def released_log_lam(value, log_lam_range) -> float | None:
     return float(np.clip(log_lam, low, high))
 
 
-def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), key: str = "live_lambda") -> bool:
-    """Mount the live slider for ``payload``; on release its lambda goes to ``st.session_state[state_key]``.
+def sent_key(key: str) -> str:
+    """The session-state key under which :func:`render` keeps the payload key the page holds the arrays of."""
+    return f"{key}_sent"
+
+
+def forget_sent(key: str = "live_lambda") -> None:
+    """The page may not hold the arrays any more (it was rebuilt): the next render sends them."""
+    import streamlit as st
+
+    st.session_state.pop(sent_key(key), None)
+
+
+def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), key: str = "live_lambda",
+           answer: dict | None = None, on_change=None) -> bool:
+    """Mount the live slider for ``payload`` at ``st.session_state[state_key]`` (log10 lambda); on release
+    its lambda goes there and ``on_change()`` runs (also for a release at the same value).
+
+    The float64 arrays and the page's module (component.js; Streamlit itself sends only loader.js with every
+    rerun) go to the page only when it does not hold those of ``payload.key`` already (as far as the server
+    knows: ``st.session_state[sent_key(key)]``); a page that lacks them asks with the "missing" state value,
+    and the next run sends them. A rerun that only moves lambda sends a header of a few hundred bytes.
+    ``answer`` (``{"title", "box"}``): a question's answer is on screen (see :meth:`LivePayload.to_bytes`).
 
     Returns False, rendering nothing, where the live view cannot run (the payload says it is off, or the
     script runs under AppTest): the caller then shows its server slider instead.
@@ -292,16 +363,26 @@ def render(payload: LivePayload, state_key: str, *, log_lam_range=(-4.0, 2.0), k
     import streamlit as st
 
     if not payload.live or not can_run_in_browser():
+        st.session_state.pop(sent_key(key), None)  # the component is not on the page: it holds nothing
         return False
 
     def copy_back():
         log_lam = released_log_lam(st.session_state[key].get("released"), log_lam_range)
         if log_lam is not None:
             st.session_state[state_key] = log_lam
+            if on_change is not None:
+                on_change()
+
+    def resend():
+        st.session_state.pop(sent_key(key), None)
 
     released = (st.session_state.get(key) or {}).get("released")
     echo = released.get("nonce") if isinstance(released, dict) else None
     echo = echo if isinstance(echo, (int, float)) and not isinstance(echo, bool) and np.isfinite(echo) else None
-    _component()(key=key, data=payload.to_bytes(echo), on_released_change=copy_back, width="stretch",
+    with_arrays = st.session_state.get(sent_key(key)) != payload.key
+    data = payload.to_bytes(echo, log_lam=st.session_state[state_key], answer=answer, with_arrays=with_arrays,
+                            module=_module())
+    _component()(key=key, data=data, on_released_change=copy_back, on_missing_change=resend, width="stretch",
                  height="content")
+    st.session_state[sent_key(key)] = payload.key
     return True

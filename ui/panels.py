@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from ui import constraints, explain, figures, links, pipeline, recourse, solve, state, view
+from ui import constraints, explain, figures, links, live_slider, pipeline, recourse, solve, state, view
 
 
 def instance_picker(q: solve.Question) -> None:
@@ -173,6 +173,20 @@ def _ask_recourse() -> None:
     recourse.ask()
 
 
+def asked_answer(q: solve.Question, what):
+    """The question's answer kept for the current question, of either kind (the two questions' or
+    recourse's), or None when the slider's answer is the page's."""
+    if isinstance(st.session_state.get(state.ANSWER), state.RecourseAnswer):
+        return recourse.current_answer(q, what)
+    return solve.current_answer(what)
+
+
+def answer_title(q: solve.Question, asked) -> str:
+    if isinstance(asked, state.RecourseAnswer):
+        return view.recourse_title(asked.key.budget, q.dataset.kind == "image", asked.key.alpha, q.target_name)
+    return view.question_title(asked.question, q.target_name, asked.alpha)
+
+
 def shown_answer(q: solve.Question, what, log_lam: float) -> view.Shown:
     """The question's answer if one is current, else the slider's solve at ``log_lam`` (only then
     does anything get solved)."""
@@ -192,10 +206,14 @@ def shown_answer(q: solve.Question, what, log_lam: float) -> view.Shown:
     return view.from_slider(result, q.model, q.x0, what)
 
 
-def answer(q: solve.Question, what, shown: view.Shown) -> None:
-    """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads."""
+def answer(q: solve.Question, what, shown: view.Shown, live: bool = False) -> None:
+    """The one answer on screen: metrics, constraints, the counterfactual, probabilities, downloads.
+    ``live``: the live slider is on screen and draws the slider's metrics, image and probabilities."""
     if shown.source == "recourse":
         recourse_answer(q, what, shown)
+        return
+    if live and not shown.is_answer:
+        live_answer(q, what, shown)
         return
     names = q.names
     if shown.is_answer:
@@ -422,3 +440,67 @@ def downloads(q: solve.Question, shown: view.Shown, table=None) -> None:
     down_other.download_button("Encoded features (CSV)", lambda: solve.counterfactual_csv(dataset.feature_names, x0, x),
                                file_name=f"{stem}_encoded.csv", mime="text/csv", on_click="ignore",
                                help="Every model feature, one row per one-hot column.")
+
+
+# -- the lambda slider, solved in the browser where it can be (issue 11) ----------------------------------
+SLIDER_LABEL = "log₁₀ λ  (left: bolder change, right: closer to the source)"
+ANSWER_BOX = "question_answer"  # the key of the container of a question's answer (the live slider hides it on a move)
+SLIDER_BOX = "slider_answer"  # the key of the container of the slider's answer
+
+
+def slider(q: solve.Question, what, asked) -> bool:
+    """The lambda slider: the live one (ui/live_slider.py: it solves and draws at every move in the browser
+    and tells the server on release) where the browser can run it, else Streamlit's. Moving either
+    dismisses a question's answer (``asked``: the state.Answer or state.RecourseAnswer on screen, or
+    None). Returns whether the live slider is on screen."""
+    reason = ""
+    if live_slider.can_run_in_browser():
+        payload = live_payload(q, what)
+        on_screen = None if asked is None else dict(title=answer_title(q, asked), box=f".st-key-{ANSWER_BOX}")
+        if live_slider.render(payload, state.LOG_LAM, log_lam_range=state.LOG_LAM_RANGE, key=state.LIVE_SLIDER,
+                              answer=on_screen, on_change=solve.dismiss_answer):
+            return True
+        reason = payload.reason
+    low, high = state.LOG_LAM_RANGE
+    state.bind(st.slider, SLIDER_LABEL, state.LOG_LAM, on_change=solve.dismiss_answer, min_value=low, max_value=high,
+               step=state.LOG_LAM_STEP, format="%.2f")
+    if reason:
+        st.caption(reason[0].upper() + reason[1:] + ".")
+    return False
+
+
+def live_payload(q: solve.Question, what) -> live_slider.LivePayload:
+    """The question as the live slider ships it: built once per question (model, data, instance, target,
+    what may change) and kept for the session, so that a slider move builds nothing."""
+    key = (solve.problem_key(q, what), q.target, q.names)
+    cached = st.session_state.get(state.LIVE_PAYLOAD)
+    if cached is None or cached.key != key:
+        dataset = q.dataset
+        payload = live_slider.build_payload(
+            q.model, q.x0, q.target, st.session_state[state.LOG_LAM], log_lam_range=state.LOG_LAM_RANGE,
+            log_lam_step=state.LOG_LAM_STEP, class_names=q.names, label=SLIDER_LABEL,
+            image_shape=dataset.image_shape if dataset.kind == "image" else None,
+            target_colour=figures.colour(q.target), distance_label=view.distance_label(what.unit), **what.arguments)
+        cached = live_slider.CachedPayload(key=key, payload=payload)
+        st.session_state[state.LIVE_PAYLOAD] = cached
+    return cached.payload
+
+
+def live_answer(q: solve.Question, what, shown: view.Shown) -> None:
+    """Under the live slider, the rest of the slider's answer, from the server's own solve at the lambda
+    released: that solve in one line (the same λ, p, predicted class and distance the live slider shows,
+    to the digits shown), the active constraints, the reading and the changes (tables), downloads."""
+    names = q.names
+    line = (f"The server's solve at λ = {shown.lam_text}: p({names[shown.target]}) = "
+            f"{view.format_proba(float(shown.proba[shown.target]))}, predicted {names[shown.predicted]}, "
+            f"{view.distance_label(shown.unit)} = {view.format_distance(shown.distance)} ({shown.n_iter} Newton "
+            f"iterations, {shown.time_s * 1e3:.1f} ms, ‖grad E‖ = {shown.grad_norm:.1e}).")
+    if shown.arguments:
+        active = constraints.describe_active(q.dataset, q.x0, shown.x, shown.arguments, shown.at_lower,
+                                             shown.at_upper)
+        line += f" Active constraints: {active}."
+    st.caption(line)
+    if not shown.success:
+        st.warning(shown.message)
+    table = counterfactual_view(q, what, shown) if q.dataset.kind != "image" else None
+    downloads(q, shown, table)

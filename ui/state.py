@@ -64,6 +64,8 @@ QUESTION_ERROR = "question_error"  # str or None: why the last question button c
 EDITOR_BASE = "editor_base"  # EditorBase or None: the table the what-may-change editor was created with
 DEFAULT_RECOURSE_BUDGET = 2
 DEFAULT_RECOURSE_PIXELS = 10
+LIVE_SLIDER = "live_lambda"  # the live slider component's own state ({"released": ..., "missing": ...})
+LIVE_PAYLOAD = "live_payload"  # live_slider.CachedPayload or None: the question as the live slider ships it
 
 
 def widget_key(key: str) -> str:

@@ -1,8 +1,9 @@
-"""The questions the live-slider harness shows (tests/test_browser_live.py, benchmarks/live_slider_benchmark.py).
+"""The questions the live slider is tested on: in the harness (tests/apps/live_slider_app.py) and on the
+Explore page, opened by a share link (tests/test_browser.py, benchmarks/live_slider_benchmark.py).
 
-Each scenario is built the same way in the harness app and in the test process, so the test can solve
-with Python's :func:`solver.invert` exactly the problem the browser solves (the app prints its model's
-fingerprint to prove it).
+Each scenario is built the same way in the app and in the test process, so the test can solve with Python's
+:func:`solver.invert` exactly the problem the browser solves: the models are the Explore page's defaults
+(the shipped file when it matches, as ui/state.train loads them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 
 import datasets
 from solver import SoftmaxModel
-from training import train_softmax
+from training import TrainingParams, train
+from training.shipped import load_shipped
 
 SCENARIOS = ("mnist", "mnist-free", "german", "german-ranges", "text", "text-ranges")
 
@@ -32,10 +34,10 @@ class Scenario:
 
 @lru_cache(maxsize=4)
 def _trained(dataset_name: str):
+    """The Explore page's default model, loaded as ui/state.train loads it."""
     data = datasets.load_builtin(dataset_name)
-    # The Explore page's defaults (ui/state.default_train_params): C = 1, standardised for tabular data.
-    trained = train_softmax(data.X, data.y, data.class_names, data.feature_names, C=1.0,
-                            standardize=data.kind != "image", test_fraction=0.2, seed=0)
+    params = TrainingParams.default_for(data.kind)
+    trained = load_shipped(data, params) or train(data, params)
     return data, trained.model
 
 
@@ -88,3 +90,48 @@ def build(name: str, n_features: int = 47236, instance: int = 0) -> Scenario:
         names = tuple(f"topic {c:02d}" for c in range(n_classes))
         return Scenario(name, model, x0, runner_up(model, x0), arguments, names, None)
     raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
+
+
+# -- the Explore page, opened by a share link (ui/links.py) ------------------------------------------------
+GERMAN_LOCKS = "age_years:lock=1;residence_since_years:lock=1;existing_credits:lock=1"
+
+
+@dataclass(frozen=True, eq=False)
+class ExploreScenario:
+    """A question on the Explore page: its share link's query, and the problem the page poses from it."""
+
+    name: str
+    query: dict
+    scenario: Scenario
+    dataset: object
+    what: object  # ui.constraints.WhatMayChange, as the page builds it from the link
+
+
+@lru_cache(maxsize=8)
+def explore(name: str, instance: int = 0, log_lam: float = 1.2) -> ExploreScenario:
+    """``mnist`` (pixel range on), ``mnist-free`` (off), ``german`` (the default locks of the one-hot groups,
+    plus age, residence and existing credits locked; standardised costs), ``german-ranges`` (and the
+    credit amount at most its current value, the duration between 6 and 48 months)."""
+    from ui import constraints, links
+
+    dataset_name = "mnist-5k" if name.startswith("mnist") else "german-credit"
+    data, model = _trained(dataset_name)
+    x0 = data.X[instance]
+    target = runner_up(model, x0)
+    query = dict(dataset=dataset_name, i=str(instance), target=str(target), lam=repr(10.0 ** log_lam))
+    if data.kind == "image":
+        query["px"] = "1" if name == "mnist" else "0"
+        what = constraints.image_constraints(data, name == "mnist")
+    else:
+        text = GERMAN_LOCKS
+        if name == "german-ranges":
+            index = dict(data.encoding.numeric)
+            text += f";credit_amount:max={float(x0[index['credit_amount']])!r};duration_months:min=6.0,max=48.0"
+        edits, problems = links.decode_edits(text, [n for n, _ in data.encoding.numeric])
+        assert not problems, problems
+        query.update(std="1", edits=links.encode_edits(edits))
+        table = constraints.apply_edits(constraints.default_table(data, True), edits)
+        what = constraints.what_may_change(data, table, True)
+    scenario = Scenario(name, model, x0, target, dict(what.arguments), data.class_names,
+                        data.image_shape if data.kind == "image" else None)
+    return ExploreScenario(name, query, scenario, data, what)

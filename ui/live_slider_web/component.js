@@ -9,9 +9,17 @@
 // stopping rules (gradient norm, projected gradient norm) and the same status codes. They take typed
 // arrays and touch no DOM, so tests/test_live_slider.py runs them under node against solver.invert.
 //
+// Streamlit runs loader.js, which imports this module from the text of a full payload (header.module) once.
+//
 // The payload (ui/live_slider.py, build_payload) is one byte string: a little-endian uint32 n, n bytes of
 // UTF-8 JSON (the header), zero padding to a multiple of 8, then the float64 arrays the header lists
-// (offset and length of each, in float64s from the end of the padding).
+// (offset and length of each, in float64s from the end of the padding). When the header says
+// with_arrays: false, the bytes end after the header: the page holds the arrays of that key already (or
+// asks the server for them with the "missing" state value).
+//
+// A question's answer on screen (header.answer = {title, box}): the component shows the slider alone, with a
+// line saying so, and solves nothing; the first move of the thumb hides the answer's box (a CSS selector of
+// the page's own container) and shows the live view, and the release tells the server, which drops the answer.
 
 export const CONVERGED = 0, MAX_ITER = 1, STALLED = 2, NON_FINITE = 3, ROUND_OFF = 4;
 const EPS = Number.EPSILON;  // 2^-52, numpy's finfo(float64).eps
@@ -395,6 +403,7 @@ export function parsePayload(bytes) {
   const buffer = view.slice().buffer;  // a fresh, 8-byte aligned copy
   const headerLength = new DataView(buffer).getUint32(0, true);
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, headerLength)));
+  if (header.with_arrays === false) return { header, arrays: null };
   const base = 8 * Math.ceil((4 + headerLength) / 8);
   const arrays = {};
   for (const [name, [offset, length]] of Object.entries(header.arrays)) {  // offsets in float64s
@@ -455,16 +464,16 @@ export class LiveProblem {
     if (ok && point.every(Number.isFinite)) this.warm = point;
     else this.warm = this.mode === "reduced" ? new Float64Array(this.r) : Float64Array.from(a.y0);
     const x = this.lift(outcome);
+    // The problem's own distance sqrt(sum_j cost_j (x_j - x0_j)^2) = ||y - y0||; in reduced form y - y0 = P u
+    // with P orthonormal, so ||u||: no D-sized work.
     let distance;
-    if (x !== null) {
+    if (this.mode === "reduced") {
+      distance = Math.sqrt(dot(outcome.u, outcome.u, this.r));
+    } else {
+      const y = outcome.y, y0 = a.y0;
       let s = 0;
-      for (let j = 0; j < this.D; j++) s += (x[j] - a.x0[j]) * (x[j] - a.x0[j]);
+      for (let j = 0; j < this.Df; j++) s += (y[j] - y0[j]) * (y[j] - y0[j]);
       distance = Math.sqrt(s);
-    } else {  // ||x - x0||^2 = u^T W u with W = L L^T (r x r), no D-sized work
-      const r = this.r, W = a.gram, u = outcome.u;
-      let s = 0;
-      for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) s += u[i] * W[i * r + j] * u[j];
-      distance = Math.sqrt(Math.max(s, 0));
     }
     let predicted = 0;
     for (let i = 1; i < K; i++) if (outcome.proba[i] > outcome.proba[predicted]) predicted = i;
@@ -533,8 +542,17 @@ export function differencePixels(x, x0, out) {
 const STATS_KEPT = 20000;
 const views = new WeakMap();  // parentElement -> view, so a rerun with new data keeps the DOM and warm start
 
-function formatLam(lam) {
-  return lam >= 1e-3 && lam < 1e4 ? Number(lam.toPrecision(4)).toString() : lam.toExponential(3);
+/** Python's f"{value:.{precision}g}" (the Explore page's format for lambda and distances). */
+export function formatG(value, precision = 4) {
+  if (!Number.isFinite(value)) return String(value);
+  if (value === 0) return "0";
+  const [mantissa, exponentText] = value.toExponential(precision - 1).split("e");
+  const exponent = Number(exponentText);
+  const strip = (text) => (text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text);
+  if (exponent < -4 || exponent >= precision) {
+    return `${strip(mantissa)}e${exponent < 0 ? "-" : "+"}${String(Math.abs(exponent)).padStart(2, "0")}`;
+  }
+  return strip(value.toFixed(Math.max(precision - 1 - exponent, 0)));
 }
 
 function element(tag, className, text) {
@@ -550,9 +568,13 @@ class LiveView {
     this.input = this.root.querySelector("input[type=range]");
     this.stats = { frameMs: [], stamps: [], frames: 0 };
     this.root.liveStats = this.stats;
+    this.answerLine = this.root.querySelector(".live-answer");
     this.dragging = false;
+    this.moved = false;
     this.payloadKey = null;
+    this.requested = null;
     this.lastNonce = null;
+    this.answer = null;
   }
 
   setData(bytes, setStateValue) {
@@ -560,9 +582,18 @@ class LiveView {
     const payload = parsePayload(bytes);
     const h = payload.header;
     if (h.key !== this.payloadKey) {  // a new question: rebuild the problem and the view
+      if (payload.arrays === null) {  // a header alone, for arrays this view never had (it was remounted)
+        this.root.dataset.view = "loading";
+        if (this.requested !== h.key) {  // once per key: the server's next run sends them
+          this.requested = h.key;
+          setStateValue("missing", { key: h.key, nonce: Math.random() });
+        }
+        return;
+      }
       this.payloadKey = h.key;
       this.problem = new LiveProblem(payload);
       this.build(h, payload.arrays);
+      this.drawn = null;
     }
     const slider = h.log_lam;
     this.input.min = String(slider.min);
@@ -573,8 +604,31 @@ class LiveView {
     const behind = this.lastNonce !== null && h.echo !== this.lastNonce;
     if (!this.dragging && !behind) {
       this.input.value = String(slider.value);
-      this.render();
+      this.showAnswer(h.answer || null);
+      // The server's echo of what is drawn already (every release) costs no solve and no redraw.
+      if (this.answer === null && this.drawn !== this.input.value) this.render();
     }
+  }
+
+  /** A question's answer is on screen (or not): the slider alone, solving nothing, or the live view. */
+  showAnswer(answer) {
+    this.answer = answer;
+    const root = this.root;
+    root.classList.toggle("live-answer-mode", answer !== null);
+    root.dataset.view = answer === null ? "live" : "answer";
+    if (answer === null) return;
+    this.drawn = null;
+    hideBox(null);  // the answer's box is on screen again
+    this.answerLine.textContent = `Showing below: ${answer.title}. Moving the slider returns to the slider's answer.`;
+    root.dataset.proba = "[]";  // no probabilities of ours are on screen
+    root.dataset.lam = "";
+    root.dataset.logLam = this.input.value;
+  }
+
+  /** The thumb moved while a question's answer was on screen: that answer goes, the slider's comes. */
+  leaveAnswer() {
+    hideBox(this.answer.box || null);
+    this.showAnswer(null);
   }
 
   build(h, arrays) {
@@ -598,7 +652,7 @@ class LiveView {
       lam: metric("λ"),
       target: metric(`p(${names[h.target]})`),
       predicted: metric("predicted"),
-      distance: metric("distance ‖x − x₀‖"),
+      distance: metric(h.distance_label || "distance ‖x − x₀‖"),
     };
     const images = this.root.querySelector(".live-images");
     images.replaceChildren();
@@ -658,7 +712,7 @@ class LiveView {
     const lam = Math.pow(10, logLam);
     const frame = this.problem.solve(lam);
     const h = this.problem.header, names = this.names, k = h.target;
-    this.m.lam.value.textContent = formatLam(lam);
+    this.m.lam.value.textContent = formatG(lam, 4);
     this.m.lam.delta.textContent = `log₁₀ λ = ${logLam.toFixed(2)}`;
     const pk = frame.proba[k];
     this.m.target.value.textContent = pk.toFixed(4);
@@ -667,8 +721,9 @@ class LiveView {
     this.m.target.delta.className = `live-metric-delta ${change >= 0 ? "live-up" : "live-down"}`;
     this.m.predicted.value.textContent = names[frame.predicted];
     this.m.predicted.delta.textContent = frame.predicted === k ? "= target" : "";
-    this.m.distance.value.textContent = Number(frame.distance.toPrecision(4)).toString();
-    this.m.distance.delta.textContent = `${frame.nIter} Newton it. · ‖grad‖ ${frame.gradNorm.toExponential(1)}`;
+    this.m.distance.value.textContent = formatG(frame.distance, 4);
+    this.m.distance.delta.textContent = `in your browser: ${frame.nIter} Newton it. · ‖grad‖ ` +
+      frame.gradNorm.toExponential(1);
     for (let i = 0; i < this.bars.length; i++) {
       this.bars[i].fill.style.transform = `scaleX(${frame.proba[i]})`;
       this.bars[i].value.textContent = frame.proba[i].toFixed(3);
@@ -687,6 +742,7 @@ class LiveView {
     this.root.dataset.logLam = String(logLam);
     this.root.dataset.proba = JSON.stringify(Array.from(frame.proba));
     this.root.dataset.status = String(frame.status);
+    this.drawn = this.input.value;
     const elapsed = performance.now() - started;
     const s = this.stats;
     s.frames += 1;
@@ -698,16 +754,27 @@ class LiveView {
   }
 
   attach() {
-    const onInput = () => { this.render(); };
-    const onDown = () => { this.dragging = true; };
-    const onChange = () => {
+    const onInput = () => {
+      if (!this.problem) return;
+      this.moved = true;
+      if (this.answer !== null) this.leaveAnswer();
+      this.render();
+    };
+    const onDown = () => { this.dragging = true; this.moved = false; };
+    const release = () => {
       this.dragging = false;
+      this.moved = false;
       const logLam = Number(this.input.value);
       // A fresh nonce: releasing at the value the server already holds still reaches the server.
       this.lastNonce = Math.random();
       this.setStateValue("released", { log_lam: logLam, lam: Math.pow(10, logLam), nonce: this.lastNonce });
     };
-    const onUp = () => { this.dragging = false; };
+    const onChange = () => { release(); };
+    const onUp = () => {
+      this.dragging = false;
+      // A drag back to where it started fires no change event; it still left a question's answer.
+      if (this.moved) setTimeout(() => { if (this.moved) release(); }, 0);
+    };
     this.input.addEventListener("input", onInput);
     this.input.addEventListener("pointerdown", onDown);
     this.input.addEventListener("change", onChange);
@@ -719,6 +786,23 @@ class LiveView {
       window.removeEventListener("pointerup", onUp);
     };
   }
+}
+
+// The page's own box of a question's answer, hidden by a style rule (not by touching Streamlit's elements):
+// the rule matches nothing once Streamlit replaces that box with the slider's answer.
+function hideBox(selector) {
+  const id = "live-slider-hide-answer";
+  let rule = document.getElementById(id);
+  if (selector === null) {
+    if (rule) rule.remove();
+    return;
+  }
+  if (!rule) {
+    rule = document.createElement("style");
+    rule.id = id;
+    document.head.append(rule);
+  }
+  rule.textContent = `${selector} { display: none !important; }`;
 }
 
 export default function (component) {

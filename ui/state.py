@@ -62,6 +62,14 @@ PENDING_RECOURSE = "pending_recourse"  # bool: a shared link asked the recourse 
 RECOURSE_PICKED = "recourse_picked"  # bool: a point of the front was picked inside the fragment; rerun the page
 QUESTION_ERROR = "question_error"  # str or None: why the last question button could not ask its question
 EDITOR_BASE = "editor_base"  # EditorBase or None: the table the what-may-change editor was created with
+AUDIT = "audit"  # ui.audit.Audit or None: this session's last audit, shown only while its key is the session's
+AUDIT_QUESTION = "audit_question"  # str: "flip", "probability" or "lam" (ui.audit.QUESTIONS)
+AUDIT_TARGET = "audit_target"  # int: the audit's target class, or ui.audit.RUNNER_UP
+AUDIT_LOG_LAM = "audit_log_lam"  # float: log10 lambda of the audit's fixed-lambda question
+AUDIT_GROUP = "audit_group"  # str: the column the audit is split by (display only)
+AUDIT_ROWS = "audit_rows"  # str: ui.audit.NEED_ROWS or ALL_ROWS, the rows summarised (display only)
+AUDIT_OPEN = "audit_open"  # int or None: the row picked to open on Explore
+AUDIT_DEFAULTS_FOR = "audit_defaults_for"  # str: the data hash the audit's target and group defaults were set for
 DEFAULT_RECOURSE_BUDGET = 2
 DEFAULT_RECOURSE_PIXELS = 10
 

@@ -226,3 +226,25 @@ def test_the_audit_of_images_runs_with_each_rows_runner_up_and_says_what_is_slow
         assert rows.loc[i, "target"] == str(model.classes[target])
         assert rows.loc[i, "distance"] == pytest.approx(single.distance, rel=1e-6)
     assert metric(at, "without recourse") == "0"
+
+
+def test_an_upload_is_audited_without_links_and_opens_on_explore_by_the_button():
+    rows = [f"{i},{(i * 7) % 5},{'u' if i % 3 else 'v'},{'a' if (i + (i * 7) % 5) % 2 else 'b'}" for i in range(60)]
+    csv = "\n".join(["x,y,kind,label"] + rows).encode()
+    at = fresh_app()
+    at.switch_page("pages/data.py").run()
+    at.file_uploader[0].set_value(("mine.csv", csv, "text/csv")).run()
+    next(b for b in at.button if b.label == "Use this upload").click().run()
+    assert at.session_state["dataset_name"] == "upload:mine.csv"
+    at.switch_page("pages/audit.py").run()
+    run_audit(at)
+    table = frame(at, "p(target) after")
+    assert "Explore" not in table.columns and len(table) >= 1
+    assert any("cannot travel in a link" in c.value for c in at.caption)
+    answered = table[table["status"] == "recourse"].iloc[0]
+    row = int(answered["row"])
+    at.selectbox(key="_widget_audit_open").set_value(row).run()
+    next(b for b in at.button if b.key == "audit_open_button").click().run()
+    assert not at.exception and at.session_state["instance"] == row
+    answer = at.session_state["answer"]
+    assert answer.result.success and answer.result.distance == pytest.approx(answered["distance"], rel=1e-6)

@@ -127,3 +127,37 @@ def test_a_row_opens_on_explore_in_this_session_and_by_its_link(app_url, page):
     explore_answer(page)
     wait_until_idle(page)
     assert exceptions(page) == [] and "i=9" in page.url
+
+
+def test_what_may_change_edited_on_the_audit_page_reruns_the_audit_and_carries_to_explore(app_url, page):
+    page.goto(f"{app_url}/audit{CREDIT}")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
+    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    page.get_by_text("What may change (the same settings as Explore", exact=False).first.click()
+    grid = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]').first
+    grid.wait_for(state="visible", timeout=30_000)
+    grid.scroll_into_view_if_needed()
+    time.sleep(1.0)  # the expander's animation
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)  # duration_months's name (row 0, column 0)
+    page.wait_for_timeout(500)
+    for _ in range(5):  # feature, kind, may change, whole numbers, min -> max
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(100)
+    page.keyboard.type("12", delay=20)
+    page.keyboard.press("Enter")
+    page.get_by_text("The last audit was run before what may change changed", exact=False).wait_for(timeout=30_000)
+    wait_until_idle(page)
+    assert page.get_by_text("rows summarised", exact=True).count() == 0  # no stale numbers
+    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
+    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert page.get_by_text("1 cell edited", exact=False).count() == 1
+    assert exceptions(page) == []
+    page.get_by_role("link", name="Explore").click()  # the sidebar: the same session
+    page.wait_for_function("() => decodeURIComponent(location.search).includes('duration_months:max=12')",
+                           timeout=60_000)
+    wait_until_idle(page)
+    assert exceptions(page) == []

@@ -260,8 +260,11 @@ def run(dataset: Dataset, model, what: WhatMayChange, question: str, target: int
     arguments = dict(what.arguments)  # locks, costs, ranges; one-hot groups locked: no level changes in batches
     notes = []
     directions = what.rise is not None and bool(what.rise.any() or what.fall.any())
-    lower, upper, held = constraints.row_bounds(arguments.get("bounds"), X0, what.rise if directions else False,
-                                                what.fall if directions else False)
+    bounded = arguments.get("bounds") is not None or directions
+    lower = upper = None
+    if bounded:
+        lower, upper, held = constraints.row_bounds(arguments.get("bounds"), X0, what.rise if directions else False,
+                                                    what.fall if directions else False)
     if directions:
         names = [what.feature_names[j] for j in np.flatnonzero(what.rise | what.fall)]
         notes.append(f"{', '.join(names)}: each row's own value is its bound (may only rise: x ≥ x₀; may only fall: "
@@ -274,9 +277,8 @@ def run(dataset: Dataset, model, what: WhatMayChange, question: str, target: int
     result = run_audit(model, X0, targets, question, alpha=alpha, lam=lam, progress=progress,
                        step_rows=step_rows or default_step(n), row_bounds=(lower, upper) if directions else None,
                        **arguments)
-    bounded = arguments.get("bounds") is not None or directions
     valid, why = check_answers(model, X0, result, question, alpha=alpha, immutable=arguments.get("immutable"),
-                               lower=lower if bounded else None, upper=upper if bounded else None)
+                               lower=lower, upper=upper)
     logits = result.X @ model.coef.T + model.intercept
     after = np.argmax(logits, axis=1)
     reached = valid & (after == targets)
@@ -477,7 +479,8 @@ def no_recourse_figure(table: pd.DataFrame, column: str) -> go.Figure:
     figure = go.Figure(go.Bar(x=[str(g) for g in table["group"]], y=share,
                               text=[f"{n:,} of {r:,}" for n, r in zip(table["no_recourse"], table["rows"])],
                               textposition="outside", marker_color="#c44e52"))
-    figure.update_layout(xaxis_title=column, yaxis_title="share without recourse", yaxis_tickformat=".0%",
+    figure.update_layout(xaxis_title=column, xaxis_type="category", yaxis_title="share without recourse",
+                         yaxis_tickformat=".0%",
                          yaxis_range=[0, max(0.05, float(share.max()) * 1.25 if len(share) else 0.05)], height=320,
                          margin=dict(l=10, r=10, t=10, b=10))
     return figure

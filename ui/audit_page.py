@@ -129,7 +129,8 @@ def settings_summary(dataset, what) -> str:
         parts.append(f"categorical levels kept as they are ({len(groups)} features"
                      + (f"; {len(allowed)} allowed to change on Explore" if allowed else "") + ")")
     edits = len(what.edits)
-    parts.append(f"ranges: the observed min and max{f' ({edits} cells edited)' if edits else ''}")
+    cells = f" ({edits} cell{'' if edits == 1 else 's'} edited)" if edits else ""
+    parts.append(f"ranges: the observed min and max{cells}")
     return panels.markdown_safe("; ".join(parts) + f". Distances in {what.unit}.")
 
 
@@ -225,6 +226,11 @@ def results(dataset, model, kept: Audit) -> None:
         asked += f", λ = {kept.key.parameter:.4g}"
     notes = [f"{asked}."]
     notes += list(kept.notes)
+    read = state.current_pipeline()
+    if read is not None:
+        notes.append(f"The model is your pipeline ({read.pipeline.filename}) folded into a softmax (largest difference "
+                     f"in p over these rows {read.fold_error:.1e}); the answers are checked with it here, and Explore "
+                     "checks one answer with the pipeline itself.")
     st.caption(panels.markdown_safe(" ".join(notes)))
     rejected = int((kept.rows["status"] == audit.REJECTED).sum())
     if rejected:
@@ -235,8 +241,11 @@ def results(dataset, model, kept: Audit) -> None:
     chart.plotly_chart(audit.ecdf_figure(rows["distance"], recourse, groups[mask], unit), width="stretch",
                        key="audit_ecdf", config={"displayModeBar": False})
     lost.markdown("**Rows without recourse**, by group")
-    lost.plotly_chart(audit.no_recourse_figure(table, column), width="stretch", key="audit_no_recourse",
-                      config={"displayModeBar": False})
+    if recourse.all():
+        lost.caption("Every row summarised has recourse under these settings.")
+    else:
+        lost.plotly_chart(audit.no_recourse_figure(table, column), width="stretch", key="audit_no_recourse",
+                          config={"displayModeBar": False})
     st.dataframe(_group_table(table, column), hide_index=True, width="stretch", key="audit_groups",
                  column_config={"with recourse %": st.column_config.NumberColumn(format="%.1f"),
                                 **{c: st.column_config.NumberColumn(format="%.4g", help=f"Cost, {unit}")
@@ -310,6 +319,8 @@ def _row_table(dataset, kept: Audit, rows: pd.DataFrame, groups: pd.Series, mask
     session; the downloads (every row)."""
     st.markdown("**The rows** (click a column's header to sort)")
     shown = rows.drop(columns=[c for c in rows.columns if c.startswith("answer: ")] + ["target index"])
+    if shown["λ"].isna().all():  # flips have no λ
+        shown = shown.drop(columns="λ")
     if groups.name not in shown.columns:  # the true class is a column already
         shown.insert(1, groups.name, groups[mask].astype(str).to_numpy())
     hrefs = row_links(dataset, kept, rows)
@@ -324,7 +335,8 @@ def _row_table(dataset, kept: Audit, rows: pd.DataFrame, groups: pd.Series, mask
                                                         "question and what may change (a new tab: a new session).")
     st.dataframe(shown, hide_index=True, width="stretch", height=380, column_config=config, key="audit_table")
     if hrefs is None:
-        st.caption(state.link_limits() or "This data cannot travel in a link.")
+        st.caption("No links: uploaded data, model files and pipelines stay in your session and cannot travel in a "
+                   "link. Open a row on Explore with the button below instead.")
     pick, go_col, csv_col, parquet_col = st.columns([3, 1.2, 1.2, 1.2], vertical_alignment="bottom")
     labels = dict(zip(rows["row"], rows["status"]))
     picked = pick.selectbox("Open a row on Explore (this session)", list(rows["row"]), index=None,

@@ -20,7 +20,7 @@ GOOD = 1
 
 
 def audit_page(query=None, question=None, alpha=None, log_lam=None, run=True):
-    at = fresh_app(query or CREDIT)
+    at = fresh_app(CREDIT if query is None else query)
     at.switch_page("pages/audit.py").run()
     assert not at.exception, at.exception
     if question is not None:
@@ -69,6 +69,14 @@ def single_row_answers(at, question, alpha=None, lam=None, target=GOOD):
 def personal_status(dataset) -> np.ndarray:
     group = next(g for g in dataset.encoding.categorical if g.name == "personal_status_sex")
     return np.asarray(group.levels, dtype=object)[np.argmax(dataset.X[:, list(group.columns)], axis=1)]
+
+
+def test_the_audit_page_runs_from_a_fresh_session_and_asks_before_it_runs():
+    at = audit_page(query={}, run=False)  # the default, MNIST-5k
+    assert at.title[0].value == "Audit recourse over the whole dataset"
+    assert any("What am I looking at" in e.label for e in at.expander)
+    assert any("run the audit" in i.value for i in at.info) and not at.metric
+    assert next(b for b in at.button if b.key == "audit_run").label == "Run the audit over all 5,000 rows"
 
 
 @pytest.mark.parametrize("question, alpha, log_lam, edits", [

@@ -65,12 +65,12 @@ def _bound_groups(n: int, row_bounds) -> list[tuple[np.ndarray, dict]]:
 
 
 def run_audit(model, X0, targets, question: str, *, margin=None, alpha=None, lam=None, progress=None,
-              step_rows: int = 250, row_bounds=None, **constraints) -> BatchResult:
+              step_rows: int = 250, row_bounds=None, **arguments) -> BatchResult:
     """Answer ``question`` for every row of ``X0``, ``step_rows`` rows at a time, calling
     ``progress(done, total)`` about every ``step_rows`` rows (a progress bar); row ``i`` of the result is
     the batch function's answer for ``X0[i]``.
 
-    ``constraints`` are ``immutable``, ``cost``, ``bounds`` (e.g. ``WhatMayChange.arguments``).
+    ``arguments`` are ``immutable``, ``cost``, ``bounds`` (e.g. ``WhatMayChange.arguments``).
     ``row_bounds`` (lower, upper), each (n, D), replaces ``bounds`` with ranges of each row's own (as
     "may only rise/fall" makes them): rows with the same ranges are solved together.
     """
@@ -80,17 +80,17 @@ def run_audit(model, X0, targets, question: str, *, margin=None, alpha=None, lam
     if question == "flip":
         def solve(rows, extra):
             return minimal_flip_batch(model, X0[rows], targets[rows], **({} if margin is None else {"margin": margin}),
-                                      **constraints, **extra)
+                                      **arguments, **extra)
     elif question == "probability":
         def solve(rows, extra):
-            return closest_with_probability_batch(model, X0[rows], targets[rows], alpha, **constraints, **extra)
+            return closest_with_probability_batch(model, X0[rows], targets[rows], alpha, **arguments, **extra)
     elif question == "lam":
         def solve(rows, extra):
-            return invert_batch(model, X0[rows], targets[rows], lam, **constraints, **extra)
+            return invert_batch(model, X0[rows], targets[rows], lam, **arguments, **extra)
     else:
         raise ValueError(f"question must be one of {', '.join(QUESTIONS)}; got {question!r}")
     if row_bounds is not None:
-        constraints.pop("bounds", None)
+        arguments.pop("bounds", None)
     groups = _bound_groups(n, row_bounds)
     parts, order, done, reported = [], [], 0, 0
     # The batched kernels are many small BLAS calls: on a shared 2-core machine a second BLAS thread made
@@ -185,7 +185,8 @@ class Audit:
     moved : ndarray (n, len(columns)) of bool or None
         Which columns each answer with recourse changes (tables).
     size : ndarray (n, len(columns)) or None
-        ``sqrt(cost_j) |x_j - x0_j|``, the change in the distance's own units (tables; 1 for a level).
+        Each column's part of the distance, ``sqrt(sum_j cost_j (x_j - x0_j)^2)`` over its encoded
+        features: the change in the distance's own units (tables).
     mean_change : dict or None
         Images: ``{ALL_ROWS: (D,), NEED_ROWS: (D,)}`` mean signed change per pixel over the answers with
         recourse among those rows.

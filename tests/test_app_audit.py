@@ -256,3 +256,17 @@ def test_an_upload_is_audited_without_links_and_opens_on_explore_by_the_button()
     assert not at.exception and at.session_state["instance"] == row
     answer = at.session_state["answer"]
     assert answer.result.success and answer.result.distance == pytest.approx(answered["distance"], rel=1e-6)
+
+
+def test_open_on_explore_after_a_fixed_lambda_audit_puts_the_slider_at_that_lambda():
+    at = audit_page(question="lam", log_lam=-1.5)
+    rows = frame(at, "p(target) after")
+    row = rows[rows["status"] == "recourse"].iloc[2]
+    at.selectbox(key="_widget_audit_open").set_value(int(row["row"])).run()
+    next(b for b in at.button if b.key == "audit_open_button").click().run()
+    assert not at.exception
+    assert at.session_state["log_lam"] == pytest.approx(-1.5) and at.session_state["answer"] is None
+    slider = at.session_state["warm_start"].result  # the slider's own solve on Explore
+    x0 = at.session_state["dataset"].X[int(row["row"])]
+    distance = np.sqrt(np.sum(at.session_state["constraints"].cost * (slider.x - x0) ** 2))
+    assert distance == pytest.approx(row["distance"], rel=1e-6)

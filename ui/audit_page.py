@@ -305,7 +305,7 @@ def row_links(dataset, kept: Audit, rows: pd.DataFrame) -> list[str] | None:
         return None
     image = dataset.kind == "image"
     question = {"flip": "flip", "probability": "alpha", "lam": None}[kept.key.question]
-    log_lam = (float(np.log10(kept.key.parameter)) if kept.key.question == "lam" else st.session_state[state.LOG_LAM])
+    log_lam = _slider_log_lam(kept.key.parameter) if kept.key.question == "lam" else st.session_state[state.LOG_LAM]
     params = links.encode(dataset=name, instance=0, target=0, log_lam=log_lam, kind=dataset.kind,
                           flag=st.session_state[state.PIXEL_RANGE] if image else st.session_state[state.STANDARDISED],
                           question=question, alpha=kept.key.parameter if question == "alpha" else None,
@@ -352,6 +352,12 @@ def _row_table(dataset, kept: Audit, rows: pd.DataFrame, groups: pd.Series, mask
                                 mime="application/vnd.apache.parquet", on_click="ignore", width="stretch")
 
 
+def _slider_log_lam(lam: float) -> float:
+    """The Explore slider's step nearest to ``lam`` (the audit's λ is one of its steps)."""
+    low, high = state.LOG_LAM_RANGE
+    return float(np.clip(round(np.log10(lam) / state.LOG_LAM_STEP) * state.LOG_LAM_STEP, low, high))
+
+
 def open_on_explore(kept: Audit, index: int) -> None:
     """Row ``index`` on Explore, asked the audit's question (a fixed λ: the slider at that λ)."""
     target = int(kept.rows["target index"].iloc[index])
@@ -359,7 +365,7 @@ def open_on_explore(kept: Audit, index: int) -> None:
     state.choose_target(target)
     st.session_state[state.ANSWER] = None
     if kept.key.question == "lam":
-        st.session_state[state.LOG_LAM] = float(np.log10(kept.key.parameter))
+        st.session_state[state.LOG_LAM] = _slider_log_lam(kept.key.parameter)
     else:
         alpha = kept.key.parameter if kept.key.question == "probability" else None
         if alpha is not None:

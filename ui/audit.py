@@ -35,6 +35,7 @@ PROTECTED = ("sex|gender", "age", "foreign", "race|ethnic")  # columns offered f
 TRUE_CLASS, PREDICTED_CLASS = "true class", "predicted class"  # groups every dataset has
 ALL_ROWS, NEED_ROWS = "all", "need"  # the rows summarised: every row, or those not predicted as the target
 RECOURSE, NOT_REACHED, NO_ANSWER, REJECTED = "recourse", "not reached", "no answer", "rejected"
+MAX_ANSWER_COLUMNS = 100  # wider tables (text features) keep the answers' values out of the per-row results
 LEVELS_NOTE = ("The audit keeps every categorical level as it is (the batched solver does not change levels); the "
                "questions on Explore change the levels you allow, one applicant at a time.")
 
@@ -179,7 +180,8 @@ class Audit:
     key : AuditKey
     rows : DataFrame
         One row per dataset row (see :func:`run`): status, distance, probabilities before and after,
-        classes, features changed, lam, the solver's message; for tables the answer's numeric values.
+        classes, features changed, lam, the solver's message; for tables of at most ``MAX_ANSWER_COLUMNS``
+        columns the answer's numeric values.
     columns : tuple of str
         The original columns (a one-hot group once); pixels are not listed.
     moved : ndarray (n, len(columns)) of bool or None
@@ -329,11 +331,12 @@ def run(dataset: Dataset, model, what: WhatMayChange, question: str, target: int
         moved = per_column & recourse[:, None]
         weighted = delta * delta * what.cost
         size = np.sqrt(np.stack([weighted[:, idx].sum(axis=1) for _, idx in spans], axis=1))
-        for name, idx in spans:
-            if len(idx) == 1:
-                rows[f"answer: {name}"] = np.where(valid, result.X[:, idx[0]], np.nan)
     rows.insert(rows.columns.get_loc("λ"), "features changed",
                 pd.array([int(c) if v else None for c, v in zip(changed, valid)], dtype="Int64"))
+    if dataset.kind != "image" and len(columns) <= MAX_ANSWER_COLUMNS:  # the answer's values, for the downloads
+        numeric = [(name, idx[0]) for name, idx in spans if len(idx) == 1]
+        values = np.where(valid[:, None], result.X[:, [j for _, j in numeric]], np.nan)
+        rows = pd.concat([rows, pd.DataFrame(values, columns=[f"answer: {name}" for name, _ in numeric])], axis=1)
     key = audit_key(dataset, model, what, question, target, alpha=alpha, lam=lam)
     return Audit(key=key, rows=rows, columns=columns, moved=moved, size=size, mean_change=mean_change,
                  unit=what.unit, time_s=time.perf_counter() - start, solve_s=result.time_s, notes=tuple(notes))

@@ -139,7 +139,7 @@ SLOW_CELLS = 1_000_000  # rows x features from which the probability question wi
 
 def slow_note(dataset, what, request: Request) -> str | None:
     """A warning before a run that takes many seconds: the probability question with ranges on a large
-    dataset (measured 9-12 s for MNIST-5k with the pixel range, 23 s for text-sparse with the observed
+    dataset (measured 9-24 s for MNIST-5k with the pixel range, 23 s for text-sparse with the observed
     ranges, on a loaded 2-core machine; under 1 s for German credit)."""
     if (request.question != "probability" or what.arguments.get("bounds") is None
             or dataset.n_samples * dataset.n_features < SLOW_CELLS):
@@ -148,8 +148,8 @@ def slow_note(dataset, what, request: Request) -> str | None:
     off = ("without the pixel range (What may change) all three take under a second" if dataset.kind == "image" else
            "fewer ranges (What may change) make it faster")
     return (f"With {ranges} the probability question is the slow one: each of the {dataset.n_samples:,} rows is a "
-            f"search over λ with projected Newton solves in {dataset.n_features:,} dimensions (9–12 s for MNIST-5k "
-            f"on this 2-core machine, measured). The smallest flip and a fixed λ take a second or two; {off}.")
+            f"search over λ with projected Newton solves in {dataset.n_features:,} dimensions (9–24 s for MNIST-5k "
+            f"on this shared 2-core machine, measured). The smallest flip and a fixed λ take a second or two; {off}.")
 
 
 # -- running and keeping ---------------------------------------------------------------------------------

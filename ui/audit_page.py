@@ -48,7 +48,6 @@ class Request:
     target: int  # a class index, or audit.RUNNER_UP
     alpha: float | None
     lam: float | None
-    log_lam: float | None
 
 
 # -- the question ------------------------------------------------------------------------------------
@@ -88,7 +87,7 @@ def question_controls(dataset, model) -> Request:
     left, middle, right = st.columns([3, 2, 2])
     question = state.bind(left.radio, "Question", state.AUDIT_QUESTION, options=list(audit.QUESTIONS),
                           format_func=LABELS.get)
-    alpha = lam = log_lam = None
+    alpha = lam = None
     if question == "probability":
         alpha = float(state.bind(middle.number_input, "α (p of the target at least)", state.ALPHA, min_value=0.01,
                                  max_value=0.9999, step=0.05, format="%.4f", help="The same α as on Explore."))
@@ -104,7 +103,7 @@ def question_controls(dataset, model) -> Request:
     target = state.bind(right.selectbox, "Target class", state.AUDIT_TARGET, options=options,
                         format_func=lambda k: ("each row's runner-up class" if k == audit.RUNNER_UP else
                                                f"{names[k]}  (predicted now for {counts[k]:,} rows)"))
-    return Request(question=question, target=int(target), alpha=alpha, lam=lam, log_lam=log_lam)
+    return Request(question=question, target=int(target), alpha=alpha, lam=lam)
 
 
 def settings_summary(dataset, what) -> str:

@@ -8,6 +8,7 @@ st.set_page_config(page_title="Inverse classification", page_icon=":material/swa
 navigation = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:", default=True),
     st.Page("pages/trajectories.py", title="Trajectories", icon=":material/show_chart:"),
+    st.Page("pages/audit.py", title="Audit", icon=":material/fact_check:"),
     st.Page("pages/race.py", title="Solver race", icon=":material/sports_score:"),
     st.Page("pages/teaching.py", title="2-D teaching view", icon=":material/school:"),
     st.Page("pages/data.py", title="Data", icon=":material/dataset:"),

@@ -99,6 +99,12 @@ def closest_with_probability_batch(model, X0, targets, alpha, *, immutable=None,
             for rows in chunks(n, size):
                 _closest_unbounded(problem, basis, X0[rows], targets[rows], alphas[rows], lam_range, out, rows,
                                    kwargs)
+        # The kernels judge an answer by its logit margin; the softmax shown may still round p(target) one ulp
+        # below alpha. Those rows are answered by the single-row function, which nudges until both qualify.
+        short = np.flatnonzero(out.success & (out.proba[np.arange(n), targets] < alphas))
+        for i in short:
+            single = closest_with_probability(model, X0[i], int(targets[i]), float(alphas[i]), **kwargs)
+            out.from_single(i, single, X0[i])
     return out.result(targets, "closest-with-probability", start_time)
 
 

@@ -402,20 +402,27 @@ def what_may_change(dataset: Dataset, table: pd.DataFrame, standardised: bool) -
                          feature_names=dataset.feature_names)
 
 
-def _tightened(arguments: dict, x0: np.ndarray, rise: np.ndarray, fall: np.ndarray) -> tuple[dict, np.ndarray]:
-    """``arguments`` with lower = max(lower, x0) where only rising and upper = min(upper, x0) where only
-    falling is allowed; where that leaves no room (a range that excludes x0 on the allowed side) the
-    feature is held at x0. Returns the arguments and the features held so."""
-    bounds = arguments.get("bounds")
-    n = x0.size
+def row_bounds(bounds, X0, rise: np.ndarray, fall: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ranges: ``bounds`` (a pair, or None for none) with lower = max(lower, x0) where only
+    rising and upper = min(upper, x0) where only falling is allowed; where that leaves no room (a range
+    that excludes x0 on the allowed side) the feature is held at x0. ``X0`` is one row (D,) or many
+    (n, D); returns lower, upper and the features held so, each shaped like ``X0``."""
+    X0 = np.asarray(X0, dtype=float)
     if bounds is None:
-        lower, upper = np.full(n, -np.inf), np.full(n, np.inf)
+        lower, upper = np.full(X0.shape, -np.inf), np.full(X0.shape, np.inf)
     else:
-        lower, upper = (np.array(np.broadcast_to(b, n), dtype=float) for b in bounds)
-    lower[rise] = np.maximum(lower[rise], x0[rise])
-    upper[fall] = np.minimum(upper[fall], x0[fall])
+        lower, upper = (np.array(np.broadcast_to(np.asarray(b, dtype=float), X0.shape)) for b in bounds)
+    lower = np.where(rise, np.maximum(lower, X0), lower)
+    upper = np.where(fall, np.minimum(upper, X0), upper)
     held = lower > upper
-    lower[held] = upper[held] = x0[held]
+    lower[held] = upper[held] = X0[held]
+    return lower, upper, held
+
+
+def _tightened(arguments: dict, x0: np.ndarray, rise: np.ndarray, fall: np.ndarray) -> tuple[dict, np.ndarray]:
+    """``arguments`` with the ranges of :func:`row_bounds` for the applicant ``x0``. Returns the
+    arguments and the features held at x0."""
+    lower, upper, held = row_bounds(arguments.get("bounds"), x0, rise, fall)
     return dict(arguments, bounds=(lower, upper)), held
 
 

@@ -64,6 +64,12 @@ def _settings() -> WhatMayChange:
     return what
 
 
+def settings() -> WhatMayChange:
+    """This session's what-may-change settings for every row: "may only rise/fall" not yet applied to
+    an instance (the Audit page applies them row by row)."""
+    return _settings()
+
+
 def what_may_change() -> WhatMayChange:
     """This session's what-may-change settings and the solver arguments made from them, for the
     current instance ("may only rise/fall" are bounds at its values)."""

@@ -9,12 +9,18 @@ has closed. Two scenarios, each on its own fresh server:
 - ``model``: the upload gets a model file (``.npz``, fitted beforehand on the same table) loaded on
   the Model page.
 
-Target: after the last session, RSS within 300 MB of its value after the first. With ``--linger S``
-the server is left alone for S seconds at the end (past Streamlit's disconnected-session TTL of
-``server.disconnectedSessionTTL``, 120 s) and read again.
+Target: after the last session, RSS within 300 MB of its value after the first. A closed tab's
+session is kept for ``server.disconnectedSessionTTL`` seconds (30 in .streamlit/config.toml) in case
+it reconnects, so the sessions closed within that window are still in memory at each reading; with
+``--linger S`` the server is left alone for S seconds at the end and read again.
+
+With ``--concurrent`` every tab stays open until the last one is done (RSS is read with 1, 2, ...
+tabs open, then after all close): the memory a server needs per concurrent user. Scenario
+``default`` uploads nothing: the built-in default dataset (MNIST-5k) and its shipped model.
 
     python benchmarks/memory_soak.py                       # both scenarios, 20 sessions each
     python benchmarks/memory_soak.py --scenario data --sessions 5 --env MALLOC_ARENA_MAX=2
+    python benchmarks/memory_soak.py --scenario data --sessions 8 --concurrent --linger 140
 
 Bounded: ``--sessions`` sessions per scenario and ``--max-minutes`` for the whole run; the file is
 written to a temporary directory and nothing leaves the machine.
@@ -157,26 +163,29 @@ def sidebar_shows(page, text: str) -> None:
         raise RuntimeError(f"the sidebar never showed {text!r}; errors on the page: {errors(page)}") from exc
 
 
-def one_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int) -> None:
+def open_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int):
+    """A tab that has done the scenario and is left open; returns its browser context."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         page = context.new_page()
         page.goto(url)
         wait_until_idle(page)
-        go_to(page, "Data")
-        upload(page, "Upload", table, "Use this upload")
-        sidebar_shows(page, f"upload:{table.name}")
-        go_to(page, "Model")
+        if scenario != "default":
+            go_to(page, "Data")
+            upload(page, "Upload", table, "Use this upload")
+            sidebar_shows(page, f"upload:{table.name}")
+            go_to(page, "Model")
         if scenario == "data":
             page.locator(SLIDER).first.focus()  # C, a select slider
             page.keyboard.press("ArrowLeft")  # C = 1 -> 0.1
             page.get_by_role("button", name="Train").click()
             wait_until_idle(page)
             sidebar_shows(page, "C=0.1")
-        else:
+        elif scenario == "model":
             upload(page, "Load a model file", model_file, "Use this model")
             sidebar_shows(page, f"loaded from {model_file.name}")
-        go_to(page, "Explore")
+        if scenario != "default":
+            go_to(page, "Explore")
         page.locator(SLIDER).first.focus()
         metric = page.locator('[data-testid="stMetricValue"]').first
         for _ in range(moves):
@@ -187,15 +196,21 @@ def one_session(browser, url: str, scenario: str, table: Path, model_file: Path,
         problems = errors(page)
         if problems:
             raise RuntimeError(f"the Explore page shows an error: {problems}")
-    finally:
+    except BaseException:
         context.close()
+        raise
+    return context
+
+
+def one_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int) -> None:
+    open_session(browser, url, scenario, table, model_file, moves).close()
 
 
 def soak(browser, scenario: str, args, table: Path, model_file: Path, env: dict[str, str], deadline: float) -> list:
     port = free_port()
     server = start_server(port, env, args.server_arg)
     url = f"http://127.0.0.1:{port}/"
-    readings = []
+    readings, tabs = [], []
     try:
         print(f"\n{scenario}: server pid {server.pid}, RSS at start {rss_mb(server.pid):.0f} MB", flush=True)
         for i in range(1, args.sessions + 1):
@@ -203,18 +218,31 @@ def soak(browser, scenario: str, args, table: Path, model_file: Path, env: dict[
                 print(f"stopped after {i - 1} sessions: --max-minutes reached")
                 break
             start = time.monotonic()
-            one_session(browser, url, scenario, table, model_file, args.moves)
+            tab = open_session(browser, url, scenario, table, model_file, args.moves)
+            if args.concurrent:
+                tabs.append(tab)
+            else:
+                tab.close()
             time.sleep(args.settle)
             readings.append(rss_mb(server.pid))
-            print(f"  session {i:2d}: {time.monotonic() - start:5.1f} s, RSS after close {readings[-1]:6.0f} MB",
-                  flush=True)
+            print(f"  session {i:2d}: {time.monotonic() - start:5.1f} s, RSS after "
+                  f"{f'{i} tabs open' if args.concurrent else 'close'} {readings[-1]:6.0f} MB", flush=True)
+        if tabs:
+            for tab in tabs:
+                tab.close()
+            time.sleep(args.settle)
+            print(f"  all {len(tabs)} tabs closed: RSS {rss_mb(server.pid):6.0f} MB", flush=True)
         if args.linger and readings:
             time.sleep(args.linger)
             print(f"  after {args.linger:.0f} s with no session: RSS {rss_mb(server.pid):6.0f} MB", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    if len(readings) >= 2:
+    if len(readings) >= 2 and args.concurrent:
+        per_tab = np.polyfit(np.arange(1, len(readings) + 1), readings, 1)[0]
+        print(f"  {scenario}: RSS with 1 tab open {readings[0]:.0f} MB, with {len(readings)} "
+              f"{readings[-1]:.0f} MB: {per_tab:.0f} MB per open tab (least squares)", flush=True)
+    elif len(readings) >= 2:
         growth = readings[-1] - readings[0]
         verdict = "met" if growth <= TARGET_MB else "NOT met"
         print(f"  {scenario}: RSS after session 1 {readings[0]:.0f} MB, after session {len(readings)} "
@@ -227,7 +255,10 @@ def main(argv=None) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=["data", "model", "both"], default="both")
+    parser.add_argument("--scenario", choices=["data", "model", "both", "default"], default="both",
+                        help="default: no upload, the built-in default dataset and model")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="keep every tab open (memory per concurrent user) instead of closing each")
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--moves", type=int, default=10)
     parser.add_argument("--csv-mb", type=float, default=17.0)

@@ -99,6 +99,16 @@ def test_the_shared_caches_fit_every_built_in_dataset():
     assert len(datasets.list_builtin()) <= state.SHARED_DATASETS.max_entries
 
 
+def test_malloc_tuning_leaves_what_the_operator_set_in_the_environment_alone(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    made = memory.tune_malloc()
+    if memory._MALLOPT is None:  # not glibc
+        assert made == {}
+    else:
+        assert made == {"MALLOC_MMAP_THRESHOLD_": 256 * 2**10}
+
+
 # -- a session's upload is its own -------------------------------------------------------------------
 def test_a_closed_sessions_upload_and_its_models_are_unreachable_from_every_cache():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)

@@ -15,6 +15,8 @@ Two lifetimes:
 
 :func:`collect` is a full collection followed by glibc's ``malloc_trim``, which hands freed heap pages
 back to the operating system; it runs when a session ends and after an upload, never on a slider move.
+:func:`tune_malloc` keeps glibc from holding on to large freed blocks and from spreading freed heap
+over one arena per thread.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 import threading
 import time
 import types
@@ -42,6 +45,7 @@ T = TypeVar("T")
 # window has passed, Streamlit's store reports the session absent (so it cannot be closed) while still
 # holding it.
 CLOSE_AT = 0.9
+COLLECT_DELAY_S = 1.0  # sessions closed within this delay share one collection
 
 
 # -- sizes -------------------------------------------------------------------------------------------
@@ -171,20 +175,48 @@ class SharedCache(Generic[T]):
 
 
 # -- giving memory back ------------------------------------------------------------------------------
-def _load_malloc_trim():
-    name = ctypes.util.find_library("c")
+def _glibc_function(name: str, argtypes):
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
 
 
-_MALLOC_TRIM = _load_malloc_trim()
+_MALLOC_TRIM = _glibc_function("malloc_trim", [ctypes.c_size_t])
+_MALLOPT = _glibc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+# glibc's malloc.h: mallopt parameters, and the environment variables that set them at start-up.
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
+MALLOC_SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": (_M_MMAP_THRESHOLD, 256 * 2**10),
+    "MALLOC_ARENA_MAX": (_M_ARENA_MAX, 2),
+}
 _COLLECT_LOCK = threading.Lock()
+
+
+def tune_malloc() -> dict[str, int]:
+    """Keep glibc from holding on to freed heap; returns the settings made (those the environment
+    does not set already, by their environment variable's name).
+
+    - ``M_MMAP_THRESHOLD`` fixed at 256 KiB: every larger block (an upload's bytes, pandas' parse
+      buffers, feature matrices) is its own mapping, returned to the system when freed. Left alone,
+      glibc raises this threshold to the largest block freed so far (up to 32 MiB), after which such
+      blocks come from the heap and their pages stay with the process.
+    - ``M_ARENA_MAX`` 2: glibc gives threads arenas of their own, up to 8 per core, and every
+      Streamlit script run is a thread; heap freed in one arena serves only the threads on it.
+
+    Set at the first script run, after the server's own threads have made their arenas, so
+    ``MALLOC_ARENA_MAX=2`` in the server's environment limits arenas better (README, Memory).
+    """
+    if _MALLOPT is None:
+        return {}
+    made = {}
+    for variable, (parameter, value) in MALLOC_SETTINGS.items():
+        if variable not in os.environ and _MALLOPT(parameter, value):
+            made[variable] = value
+    return made
 
 
 def collect() -> float:
@@ -278,9 +310,26 @@ def _close_if_still_disconnected(watch: _Watch, token: object) -> None:
     if session is not None:
         _empty(session.session_state)
         del session
-    seconds = collect()
-    _LOGGER.debug("closed session %s %.0f s after it disconnected; collected in %.3f s", session_id,
-                  CLOSE_AT * _disconnect_ttl(), seconds)
+    _LOGGER.debug("closed session %s %.0f s after it disconnected", session_id, CLOSE_AT * _disconnect_ttl())
+    _collect_soon(asyncio.get_running_loop())
+
+
+_COLLECT_PENDING = False
+
+
+def _collect_soon(loop) -> None:
+    """One collection for all the sessions closed within a second (a class leaving at once)."""
+    global _COLLECT_PENDING
+    if _COLLECT_PENDING:
+        return
+    _COLLECT_PENDING = True
+
+    def run():
+        global _COLLECT_PENDING
+        _COLLECT_PENDING = False
+        _LOGGER.debug("collected in %.3f s", collect())
+
+    loop.call_later(COLLECT_DELAY_S, run)
 
 
 def _empty(session_state) -> None:
@@ -326,8 +375,9 @@ _INSTALL_LOCK = threading.Lock()
 def watch_session(shared: tuple[SharedCache, ...] = ()) -> None:
     """Call on every script run: when this session's tab disconnects and does not come back within
     ``server.disconnectedSessionTTL`` seconds, the session is closed and its memory collected. The
-    first call also adds the ``shared`` caches and the sessions' live uploads to the server's
-    ``/_stcore/metrics`` (family ``cache_memory_bytes``)."""
+    first call also tunes glibc's malloc (:func:`tune_malloc`) and adds the
+    ``shared`` caches and the sessions' live uploads to the server's ``/_stcore/metrics`` (family
+    ``cache_memory_bytes``)."""
     global _SESSION_WATCH
     session_id = current_session_id()
     if session_id is None:
@@ -335,6 +385,7 @@ def watch_session(shared: tuple[SharedCache, ...] = ()) -> None:
     if _SESSION_WATCH is None:
         with _INSTALL_LOCK:
             if _SESSION_WATCH is None:
+                tune_malloc()
                 _register_metrics(shared)
                 _SESSION_WATCH = _session_watch_cache()
     _SESSION_WATCH(session_id)

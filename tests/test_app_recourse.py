@@ -181,8 +181,7 @@ def test_a_slider_move_dismisses_the_answer_and_solves_no_recourse(monkeypatch):
     real_recourse, real_front = recourse_ui.recourse, recourse_ui.recourse_front
     monkeypatch.setattr(recourse_ui, "recourse", lambda *a, **k: calls.append("recourse") or real_recourse(*a, **k))
     monkeypatch.setattr(recourse_ui, "recourse_front", lambda *a, **k: calls.append("front") or real_front(*a, **k))
-    recourse_ui._cached_recourse.clear()
-    recourse_ui._cached_front.clear()
+    recourse_ui.SHARED_ANSWERS.clear()
     at = fresh_app({**CREDIT, "edits": EDITS})
     ask(at, budget=2)
     assert calls == ["recourse", "front"]

@@ -31,14 +31,13 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from solver import SoftmaxModel, pose_problem
+from ui import memory
 
 WEB = Path(__file__).with_name("live_slider_web")
 COMPONENT_NAME = "inverse_classification.live_slider"
@@ -157,30 +156,22 @@ def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=
     return _Posed(problem.model, problem.x0, free, scale, problem.lower, problem.upper, base_key)
 
 
-_LIFTS: OrderedDict = OrderedDict()
-_LIFTS_LOCK = threading.Lock()
-_LIFTS_MAX = 8
+# A lift is r x D floats: 0.06 MB for MNIST, a few MB for the widest text tables.
+SHARED_LIFTS = memory.SharedCache("live slider lifts", max_entries=8, max_bytes=32 * 2**20)
 
 
 def _lift(posed: _Posed, n_features: int) -> np.ndarray:
     """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (images draw pixels with it); O(D K r)
     once per model and column scaling, kept in a small cache keyed by content (model fingerprint, free
     set, costs)."""
-    key = posed.base_key
-    with _LIFTS_LOCK:
-        cached = _LIFTS.get(key)
-        if cached is not None:
-            _LIFTS.move_to_end(key)
-            return cached
-    basis = posed.model.reduced_basis()
-    P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
-    lift = np.zeros((basis.rank, n_features))
-    lift[:, posed.free] = P_rows / posed.scale
-    with _LIFTS_LOCK:
-        _LIFTS[key] = lift
-        while len(_LIFTS) > _LIFTS_MAX:
-            _LIFTS.popitem(last=False)
-    return lift
+    def make():
+        basis = posed.model.reduced_basis()
+        P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
+        lift = np.zeros((basis.rank, n_features))
+        lift[:, posed.free] = P_rows / posed.scale
+        return lift
+
+    return SHARED_LIFTS.get((posed.base_key, n_features), make)
 
 
 def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from solver import RecourseResult, recourse, recourse_front
-from ui import constraints, links, solve, state, view
+from ui import constraints, links, memory, solve, state, view
 
 FRONT_MAX = 5  # the front's largest budget
 N_ALTERNATIVES = 3  # the answer and two alternatives
@@ -31,18 +31,26 @@ def _digest(array) -> str:
     return hashlib.sha256(np.asarray(array.shape, dtype=np.int64).tobytes() + array.tobytes()).hexdigest()
 
 
-@st.cache_data(max_entries=256, ttl=3600, show_spinner="Solving exactly…")
-def _cached_recourse(model_key: str, x0_key: str, target: int, arguments_key: str, budget: int,
-                     alpha: float | None, _model, _x0, _arguments) -> RecourseResult:
-    return recourse(_model, _x0, target, max_changes=budget, alpha=alpha, n_alternatives=N_ALTERNATIVES,
-                    time_limit=TIME_LIMIT_S, **_arguments)
+# Results are small (a few vectors of D floats each); the byte bound matters for wide text tables.
+SHARED_ANSWERS = memory.SharedCache("recourse answers", max_entries=256, max_bytes=32 * 2**20)
 
 
-@st.cache_data(max_entries=256, ttl=3600, show_spinner="Solving the front exactly…")
-def _cached_front(model_key: str, x0_key: str, target: int, arguments_key: str, s_max: int, alpha: float | None,
-                  _model, _x0, _arguments) -> tuple:
-    return tuple(recourse_front(_model, _x0, target, max_changes=s_max, alpha=alpha, time_limit=TIME_LIMIT_S,
-                                **_arguments))
+def _cached_recourse(keys: tuple, budget: int, alpha: float | None, model, x0, arguments) -> RecourseResult:
+    def make():
+        with st.spinner("Solving exactly…"):
+            return recourse(model, x0, keys[2], max_changes=budget, alpha=alpha, n_alternatives=N_ALTERNATIVES,
+                            time_limit=TIME_LIMIT_S, **arguments)
+
+    return SHARED_ANSWERS.get(("answer", *keys, budget, alpha), make)
+
+
+def _cached_front(keys: tuple, s_max: int, alpha: float | None, model, x0, arguments) -> tuple:
+    def make():
+        with st.spinner("Solving the front exactly…"):
+            return tuple(recourse_front(model, x0, keys[2], max_changes=s_max, alpha=alpha,
+                                        time_limit=TIME_LIMIT_S, **arguments))
+
+    return SHARED_ANSWERS.get(("front", *keys, s_max, alpha), make)
 
 
 # -- the question --------------------------------------------------------------------------------------
@@ -79,12 +87,12 @@ def solve_recourse(q: solve.Question, what: constraints.WhatMayChange, budget: i
     arguments, notes = constraints.recourse_arguments(q.dataset, what, metric, q.x0)
     keys = (q.model.fingerprint, _digest(q.x0), int(q.target), constraints.signature(arguments))
     try:
-        result = _cached_recourse(*keys, budget, alpha, q.model, q.x0, arguments)
+        result = _cached_recourse(keys, budget, alpha, q.model, q.x0, arguments)
         front = ()
         proved = result.success or math.isinf(result.bound)  # not stopped by the time limit
         if q.dataset.kind != "image" and proved:
             s_max = min(FRONT_MAX, links.budget_range(q.dataset)[1])
-            front = _cached_front(*keys, s_max, alpha, q.model, q.x0, arguments)
+            front = _cached_front(keys, s_max, alpha, q.model, q.x0, arguments)
     except ValueError as exc:  # what the table asks cannot be posed (the message names the argument)
         result, front = _failure(q, metric, str(exc)), ()
     return state.RecourseAnswer(key=answer_key(q, what, budget, metric, alpha), result=result, front=tuple(front),

@@ -1,9 +1,11 @@
 """Session state: every key, the small frozen objects kept under them, defaults, and the cached
 loaders every page shares.
 
-Each session keeps its own dataset and model under its own keys. The caches below are shared by all
-sessions, so they hold only immutable objects keyed by content: built-in datasets by name, trained
-models by (data hash, parameters).
+Each session keeps its own dataset and model under its own keys. Two caches are shared by all
+sessions, so they hold only immutable objects shared by content, bounded in entries and bytes
+(ui/memory.py): the built-in datasets by name and the models trained on them by (data hash,
+parameters). A model trained on an upload is the session's own: it is kept in a session-scoped cache
+and goes when the session does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datasets import Dataset
 from solver import CounterfactualResult, InversionPath, InversionResult, RecourseResult, SoftmaxModel
 from training import TrainedModel, TrainingParams
 from training import train as train_model
-from ui import links, pipeline
+from ui import links, memory, pipeline
 from ui.constraints import WhatMayChange
 
 DEFAULT_DATASET = "mnist-5k"
@@ -234,22 +236,51 @@ class RecourseAnswer:
 
 
 # -- cached loaders --------------------------------------------------------------------------------
-@st.cache_resource(max_entries=12, show_spinner="Loading dataset…")
+# Every built-in dataset fits (about 75 MB of features in all); a model is its K x D weights plus
+# the solver's per-model bases.
+SHARED_DATASETS = memory.SharedCache("built-in datasets", max_entries=12, max_bytes=160 * 2**20)
+SHARED_MODELS = memory.SharedCache("models of built-in datasets", max_entries=32, max_bytes=64 * 2**20)
+SESSION_MODELS_MAX = 4  # models trained on one session's upload, kept for retraining with the same settings
+
+
 def builtin_dataset(name: str) -> Dataset:
-    return datasets.load_builtin(name)
+    """A built-in dataset, loaded once for every session."""
+    return SHARED_DATASETS.get(name, lambda: _load_builtin(name))
 
 
-@st.cache_resource(max_entries=16, ttl=6 * 3600, show_spinner="Loading or training the softmax model…")
-def trained_model(data_hash: str, name: str, params: TrainingParams, _dataset: Dataset) -> TrainedModel:
-    """Shared across sessions, keyed by the data's content hash and the parameters: the shipped file
-    when one matches both, else a fit."""
+def _load_builtin(name: str) -> Dataset:
+    with st.spinner("Loading dataset…"):
+        return datasets.load_builtin(name)
+
+
+def is_builtin(dataset: Dataset) -> bool:
+    """Whether ``dataset`` is a built-in dataset, by content (an upload never is, whatever its name)."""
+    return (dataset.name in datasets.list_builtin()
+            and builtin_dataset(dataset.name).content_hash == dataset.content_hash)
+
+
+def _shipped_or_trained(dataset: Dataset, params: TrainingParams) -> TrainedModel:
+    """The shipped file when one matches the data and the parameters, else a fit."""
     from training.shipped import load_shipped
 
-    return load_shipped(_dataset, params) or train_model(_dataset, params)
+    with st.spinner("Loading or training the softmax model…"):
+        return load_shipped(dataset, params) or train_model(dataset, params)
+
+
+@st.cache_resource(scope="session", max_entries=SESSION_MODELS_MAX, show_spinner="Training the softmax model…")
+def _session_model(data_hash: str, params: TrainingParams, _dataset: Dataset) -> TrainedModel:
+    """A model of this session's upload: cleared with the session's other caches when its tab goes."""
+    trained = train_model(_dataset, params)
+    memory.track_upload("trained model", trained)
+    return trained
 
 
 def train(dataset: Dataset, params: TrainingParams) -> TrainedModel:
-    return trained_model(dataset.content_hash, dataset.name, params, dataset)
+    """The model of ``dataset`` trained with ``params``: shared by every session for a built-in
+    dataset, this session's own for an upload."""
+    if is_builtin(dataset):
+        return SHARED_MODELS.get((dataset.content_hash, params), lambda: _shipped_or_trained(dataset, params))
+    return _session_model(dataset.content_hash, params, dataset)
 
 
 def training_label(params: TrainingParams) -> str:
@@ -281,10 +312,20 @@ def new_question(name: str, dataset: Dataset, model: SoftmaxModel, label: str, t
     st.session_state[LINK_EDITS] = ()
     st.session_state[PATH] = None
     st.session_state[ANSWER] = None
+    if is_upload(name):
+        memory.track_upload("dataset", dataset)
+        memory.collect()  # parsing the upload left freed heap behind: give it back now, not on a slider move
+
+
+def is_upload(name: str) -> bool:
+    """Whether a DATASET_NAME names an upload."""
+    return name.startswith("upload:")
 
 
 def set_model(model: SoftmaxModel, label: str, trained: TrainedModel | None = None) -> None:
     """Make ``model`` current; a pipeline it replaces is dropped (:func:`use_pipeline` sets it after)."""
+    if trained is None:
+        memory.track_upload("model", model)  # a model file: this session's own
     st.session_state[MODEL] = model
     st.session_state[MODEL_LABEL] = label
     st.session_state[TRAINED] = trained
@@ -326,9 +367,9 @@ def choose_instance(index: int) -> None:
                                            f"about the runner-up, {names[st.session_state[TARGET]]}, instead.")
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def upload_columns(raw: bytes, filename: str) -> list[str]:
-    """Header of an uploaded table; keyed by the bytes themselves, so only the uploader can hit it."""
+    """Header of an uploaded table. Not cached: it reads the first MiB, which costs less than hashing
+    the whole upload for a cache key, and keeps nothing of the upload beyond the run."""
     return datasets.table_columns(raw, filename)
 
 
@@ -473,6 +514,9 @@ def _table_hint(loaded: pipeline.LoadedPipeline, dataset: Dataset, missing: list
 def init_session() -> None:
     """Fill defaults once per session, honouring a shared link's query parameters; whatever the
     link asks that cannot be done is kept as a warning for the page to show."""
+    from ui import live_slider, recourse
+
+    memory.watch_session((SHARED_DATASETS, SHARED_MODELS, recourse.SHARED_ANSWERS, live_slider.SHARED_LIFTS))
     if DATASET in st.session_state:
         return
     params = {key: st.query_params.get(key) for key in st.query_params}

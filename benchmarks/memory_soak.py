@@ -1,0 +1,297 @@
+"""Server memory across sessions that upload, train and leave (issue 13), in headless Chromium.
+
+Sessions run one after another against one fresh server on loopback. Each opens the app, uploads a
+generated CSV on the Data page, gets a model, moves the lambda slider ``--moves`` times on the
+Explore page and closes its tab. The server's resident memory (VmRSS) is read after each session
+has closed. Two scenarios, each on its own fresh server:
+
+- ``data``: the upload is trained on (the default model), then retrained on the Model page with C = 0.1;
+- ``model``: the upload gets a model file (``.npz``, fitted beforehand on the same table) loaded on
+  the Model page.
+
+Target: after the last session, RSS within 300 MB of its value after the first. A closed tab's
+session is kept for ``server.disconnectedSessionTTL`` seconds (30 in .streamlit/config.toml) in case
+it reconnects, so the sessions closed within that window are still in memory at each reading; with
+``--linger S`` the server is left alone for S seconds at the end and read again.
+
+With ``--concurrent`` every tab stays open until the last one is done (RSS is read with 1, 2, ...
+tabs open, then after all close): the memory a server needs per concurrent user. Scenario
+``default`` uploads nothing: the built-in default dataset (MNIST-5k) and its shipped model.
+
+    python benchmarks/memory_soak.py                       # both scenarios, 20 sessions each
+    python benchmarks/memory_soak.py --scenario data --sessions 5 --env MALLOC_ARENA_MAX=2
+    python benchmarks/memory_soak.py --scenario data --sessions 8 --concurrent --linger 140
+
+Bounded: ``--sessions`` sessions per scenario and ``--max-minutes`` for the whole run; the file is
+written to a temporary directory and nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+SLIDER = '[data-testid="stSlider"] input[type="range"], [data-testid="stSlider"] [role="slider"]'
+METRIC_CHANGED = "(before) => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== before"
+TARGET_MB = 300.0
+N_FEATURES = 20
+N_CLASSES = 3
+
+
+def make_table(path: Path, megabytes: float, seed: int = 0) -> tuple[int, int]:
+    """A CSV of about ``megabytes`` MB: N_FEATURES numeric columns in full precision and a label
+    that depends on them. Returns (rows, columns)."""
+    rng = np.random.default_rng(seed)
+    header = ",".join([f"f{j}" for j in range(N_FEATURES)] + ["label"]) + "\n"
+    bytes_per_row = N_FEATURES * 19 + 3
+    n = int(megabytes * 1e6 / bytes_per_row)
+    X = rng.normal(size=(n, N_FEATURES)) * rng.uniform(0.5, 100.0, size=N_FEATURES)
+    W = rng.normal(size=(N_FEATURES, N_CLASSES))
+    y = np.argmax((X / X.std(axis=0)) @ W + rng.gumbel(size=(n, N_CLASSES)), axis=1)
+    with open(path, "w") as handle:
+        handle.write(header)
+        for row, label in zip(X, y):
+            handle.write(",".join(repr(float(v)) for v in row) + f",c{label}\n")
+    return n, N_FEATURES + 1
+
+
+def make_model_file(table: Path, path: Path) -> None:
+    """A softmax model fitted on ``table`` with scikit-learn, saved as a plain ``.npz`` model file."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT))
+    from training import train_softmax
+
+    frame = pd.read_csv(table)
+    labels = frame.pop("label").to_numpy()
+    classes, y = np.unique(labels, return_inverse=True)
+    trained = train_softmax(frame.to_numpy(dtype=float), y, [str(c) for c in classes], list(frame.columns), C=0.5)
+    path.write_bytes(trained.model.to_bytes("npz"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, env: dict[str, str], extra: list[str]) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                "--server.address", "127.0.0.1", "--server.port", str(port), *extra], cwd=ROOT,
+                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return process
+        except OSError:
+            time.sleep(0.5)
+        if process.poll() is not None:
+            break
+    os.killpg(process.pid, signal.SIGTERM)
+    raise RuntimeError("the app did not answer its health check within 120 s")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def wait_until_idle(page, timeout_s: float = 120.0) -> None:
+    """Until Streamlit shows no spinner or running indicator for a second (as tests/test_browser.py)."""
+    page.wait_for_selector("h1", timeout=timeout_s * 1000)
+    deadline, quiet_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        busy = page.locator('[data-testid="stSpinner"], [data-testid="stSkeleton"], '
+                            '[data-testid="stStatusWidget"]').count() > 0
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the page kept running")
+
+
+def errors(page) -> list[str]:
+    return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def go_to(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    wait_until_idle(page)
+    page.wait_for_function("(t) => document.querySelector('h1') && document.querySelector('h1').innerText.includes(t)",
+                           arg={"Explore": "Explore", "Data": "Data", "Model": "Model"}[title], timeout=60_000)
+
+
+def upload(page, tab: str, path: Path, button: str) -> None:
+    page.locator('[data-testid="stTab"]', has_text=tab).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.get_by_role("button", name=button).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name=button).click()
+    wait_until_idle(page)
+    problems = errors(page)
+    if problems:
+        raise RuntimeError(f"{path.name}: {problems}")
+
+
+def sidebar_shows(page, text: str) -> None:
+    try:
+        page.wait_for_function("(text) => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
+                               ".innerText.includes(text)", arg=text, timeout=120_000)
+    except Exception as exc:
+        raise RuntimeError(f"the sidebar never showed {text!r}; errors on the page: {errors(page)}") from exc
+
+
+def open_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int):
+    """A tab that has done the scenario and is left open; returns its browser context."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        wait_until_idle(page)
+        if scenario != "default":
+            go_to(page, "Data")
+            upload(page, "Upload", table, "Use this upload")
+            sidebar_shows(page, f"upload:{table.name}")
+            go_to(page, "Model")
+        if scenario == "data":
+            page.locator(SLIDER).first.focus()  # C, a select slider
+            page.keyboard.press("ArrowLeft")  # C = 1 -> 0.1
+            page.get_by_role("button", name="Train").click()
+            wait_until_idle(page)
+            sidebar_shows(page, "C=0.1")
+        elif scenario == "model":
+            upload(page, "Load a model file", model_file, "Use this model")
+            sidebar_shows(page, f"loaded from {model_file.name}")
+        if scenario != "default":
+            go_to(page, "Explore")
+        page.locator(SLIDER).first.focus()
+        metric = page.locator('[data-testid="stMetricValue"]').first
+        for _ in range(moves):
+            before = metric.inner_text()
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_function(METRIC_CHANGED, arg=before, timeout=60_000)
+        wait_until_idle(page)
+        problems = errors(page)
+        if problems:
+            raise RuntimeError(f"the Explore page shows an error: {problems}")
+    except BaseException:
+        context.close()
+        raise
+    return context
+
+
+def one_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int) -> None:
+    open_session(browser, url, scenario, table, model_file, moves).close()
+
+
+def soak(browser, scenario: str, args, table: Path, model_file: Path, env: dict[str, str], deadline: float) -> list:
+    port = free_port()
+    server = start_server(port, env, args.server_arg)
+    url = f"http://127.0.0.1:{port}/"
+    readings, tabs = [], []
+    try:
+        print(f"\n{scenario}: server pid {server.pid}, RSS at start {rss_mb(server.pid):.0f} MB", flush=True)
+        for i in range(1, args.sessions + 1):
+            if time.monotonic() > deadline:
+                print(f"stopped after {i - 1} sessions: --max-minutes reached")
+                break
+            start = time.monotonic()
+            tab = open_session(browser, url, scenario, table, model_file, args.moves)
+            if args.concurrent:
+                tabs.append(tab)
+            else:
+                tab.close()
+            time.sleep(args.settle)
+            readings.append(rss_mb(server.pid))
+            print(f"  session {i:2d}: {time.monotonic() - start:5.1f} s, RSS after "
+                  f"{f'{i} tabs open' if args.concurrent else 'close'} {readings[-1]:6.0f} MB", flush=True)
+        if tabs:
+            for tab in tabs:
+                tab.close()
+            time.sleep(args.settle)
+            print(f"  all {len(tabs)} tabs closed: RSS {rss_mb(server.pid):6.0f} MB", flush=True)
+        if args.linger and readings:
+            time.sleep(args.linger)
+            print(f"  after {args.linger:.0f} s with no session: RSS {rss_mb(server.pid):6.0f} MB", flush=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    if len(readings) >= 2 and args.concurrent:
+        per_tab = np.polyfit(np.arange(1, len(readings) + 1), readings, 1)[0]
+        print(f"  {scenario}: RSS with 1 tab open {readings[0]:.0f} MB, with {len(readings)} "
+              f"{readings[-1]:.0f} MB: {per_tab:.0f} MB per open tab (least squares)", flush=True)
+    elif len(readings) >= 2:
+        growth = readings[-1] - readings[0]
+        verdict = "met" if growth <= TARGET_MB else "NOT met"
+        print(f"  {scenario}: RSS after session 1 {readings[0]:.0f} MB, after session {len(readings)} "
+              f"{readings[-1]:.0f} MB, growth {growth:+.0f} MB, peak {max(readings):.0f} MB "
+              f"(target: growth <= {TARGET_MB:.0f} MB, {verdict})", flush=True)
+    return readings
+
+
+def main(argv=None) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["data", "model", "both", "default"], default="both",
+                        help="default: no upload, the built-in default dataset and model")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="keep every tab open (memory per concurrent user) instead of closing each")
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--moves", type=int, default=10)
+    parser.add_argument("--csv-mb", type=float, default=17.0)
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between closing a tab and reading RSS")
+    parser.add_argument("--linger", type=float, default=0.0, help="seconds to wait after the last session")
+    parser.add_argument("--max-minutes", type=float, default=40.0)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment of the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument to `streamlit run`, e.g. --server-arg=--runner.postScriptGC=true")
+    args = parser.parse_args(argv)
+    if not 1 <= args.sessions <= 100 or not 0 <= args.moves <= 100 or not 0.01 <= args.csv_mb <= 45:
+        parser.error("--sessions must be 1..100, --moves 0..100, --csv-mb 0.01..45")
+    env = dict(item.split("=", 1) for item in args.env)
+    deadline = time.monotonic() + 60 * args.max_minutes
+    scenarios = ["data", "model"] if args.scenario == "both" else [args.scenario]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        table, model_file = Path(tmp) / "soak.csv", Path(tmp) / "soak_model.npz"
+        rows, columns = make_table(table, args.csv_mb)
+        make_model_file(table, model_file)
+        print(f"table: {table.stat().st_size / 1e6:.1f} MB, {rows:,} rows x {columns} columns "
+              f"({rows * columns:,} cells); {args.sessions} sessions per scenario, {args.moves} slider moves each; "
+              f"server environment {env or '(unchanged)'} {' '.join(args.server_arg)}", flush=True)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            try:
+                for scenario in scenarios:
+                    results[scenario] = soak(browser, scenario, args, table, model_file, env, deadline)
+            finally:
+                browser.close()
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,7 @@ import ctypes.util
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 import types
@@ -227,11 +228,25 @@ def collect() -> float:
     never on the slider's path.
     """
     start = time.perf_counter()
+    unpin_import_threads()
     with _COLLECT_LOCK:
         gc.collect()
         if _MALLOC_TRIM is not None:
             _MALLOC_TRIM(0)
     return time.perf_counter() - start
+
+
+def unpin_import_threads() -> None:
+    """Forget the script thread a library recorded when it was first imported during a script run.
+
+    ``dask.threaded`` keeps ``main_thread = current_thread()`` from its import, and scikit-learn's
+    estimator discovery (which ``skops`` runs on import) imports dask when it is installed. Imported on
+    the Model page, that thread is a script thread: its run context holds its session's state, upload
+    included, for the life of the server. dask means the process's main thread.
+    """
+    threaded = sys.modules.get("dask.threaded")
+    if threaded is not None and getattr(threaded, "main_thread", None) is not threading.main_thread():
+        threaded.main_thread = threading.main_thread()
 
 
 # -- one session's own ---------------------------------------------------------------------------------
@@ -377,7 +392,8 @@ def watch_session(shared: tuple[SharedCache, ...] = ()) -> None:
     ``server.disconnectedSessionTTL`` seconds, the session is closed and its memory collected. The
     first call also tunes glibc's malloc (:func:`tune_malloc`) and adds the
     ``shared`` caches and the sessions' live uploads to the server's ``/_stcore/metrics`` (family
-    ``cache_memory_bytes``)."""
+    ``cache_memory_bytes``); every call lets go of script threads pinned by imports
+    (:func:`unpin_import_threads`)."""
     global _SESSION_WATCH
     session_id = current_session_id()
     if session_id is None:
@@ -388,6 +404,7 @@ def watch_session(shared: tuple[SharedCache, ...] = ()) -> None:
                 tune_malloc()
                 _register_metrics(shared)
                 _SESSION_WATCH = _session_watch_cache()
+    unpin_import_threads()
     _SESSION_WATCH(session_id)
 
 

@@ -13,20 +13,16 @@ the main area has been quiet for 400 ms. Presses alternate between the two apps.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, free_port, start, stop, streamlit_command  # noqa: E402
+
 LIVE_ROOT = ("document.querySelector('.stBidiComponent [data-testid=\"stBidiComponentIsolated\"]')"
              ".shadowRoot.querySelector('.live-slider')")
 SERVER_LINE = '.st-key-slider_answer [data-testid="stCaptionContainer"]'
@@ -46,26 +42,6 @@ QUIET = """(args) => {
   const node = document.querySelector(args.selector);
   return node && node.innerText !== args.before && performance.now() - window.__lastChange > args.quiet;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(script: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-                                "--server.port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{script} did not start")
 
 
 def open_page(browser, url, live: bool):
@@ -100,10 +76,11 @@ def main(argv=None):
     parser.add_argument("--presses", type=int, default=40)
     args = parser.parse_args(argv)
     ports = free_port(), free_port()
-    servers = [start(ROOT / "app.py", ports[0]), start(ROOT / "benchmarks" / "bare_app" / "app.py", ports[1])]
+    servers = [start(streamlit_command("app.py"), ports[0], quiet=True),
+               start(streamlit_command("benchmarks/bare_app/app.py"), ports[1], quiet=True)]
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             app = open_page(browser, f"http://127.0.0.1:{ports[0]}/?dataset=mnist-5k&px=1", live=True)
             bare = open_page(browser, f"http://127.0.0.1:{ports[1]}/", live=False)
             times = {"explore": [], "explore_view": [], "bare": []}
@@ -118,7 +95,7 @@ def main(argv=None):
             browser.close()
     finally:
         for server in servers:
-            os.killpg(server.pid, signal.SIGTERM)
+            stop(server)
     explore, reference = np.median(times["explore"]), np.median(times["bare"])
     view = np.median(times["explore_view"])
     print(f"presses: {args.presses} per app; median key press -> live view redrawn on Explore {view:.1f} ms; "

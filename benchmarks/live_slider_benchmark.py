@@ -29,25 +29,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-for _folder in (ROOT, ROOT / "tests" / "apps"):
+for _folder in (ROOT, ROOT / "tests" / "apps", ROOT / "benchmarks"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, free_port, start, stop, streamlit_command  # noqa: E402
+
 EXPLORE_SERVER_LINE = '.st-key-slider_answer [data-testid="stCaptionContainer"]'  # "The server's solve at ..."
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 ROOT_JS = ("document.querySelector('.stBidiComponent [data-testid=\"stBidiComponentIsolated\"]')"
            ".shadowRoot.querySelector('.live-slider')")
 RAF_LOOP = f"""() => {{
@@ -67,27 +61,6 @@ QUIET = """(args) => {
   const node = document.querySelector(args.selector);
   return node && node.innerText !== args.before && performance.now() - window.__lastChange > args.quiet;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(script: Path, port: int) -> subprocess.Popen:
-    """``streamlit run script`` from the repository's root (app.py's pages are relative to it)."""
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-                                "--server.port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{script} did not start")
 
 
 async def thumb_position(page):
@@ -311,11 +284,11 @@ async def run(args):
     from playwright.async_api import async_playwright
 
     ports = free_port(), free_port(), free_port()
-    servers = [start(ROOT / "benchmarks" / "bare_app" / "app.py", ports[1])]
+    servers = [start(streamlit_command("benchmarks/bare_app/app.py"), ports[1], quiet=True)]
     if args.explore_url is None:
-        servers.append(start(ROOT / "app.py", ports[2]))
+        servers.append(start(streamlit_command("app.py"), ports[2], quiet=True))
     if args.harness_url is None and not args.quick:
-        servers.append(start(ROOT / "tests" / "apps" / "live_slider_app.py", ports[0]))
+        servers.append(start(streamlit_command("tests/apps/live_slider_app.py"), ports[0], quiet=True))
     base = args.harness_url or f"http://127.0.0.1:{ports[0]}"
     explore_base = args.explore_url or f"http://127.0.0.1:{ports[2]}"
     bare_base = f"http://127.0.0.1:{ports[1]}"
@@ -323,7 +296,7 @@ async def run(args):
     rows, latency, received = [], {name: [] for name in names}, {name: [] for name in names}
     try:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             explore_page = await open_explore(browser, explore_base, explore_query()[0])
             rows.append(await explore_drag(explore_page, args.moves))
             print(rows[-1], flush=True)
@@ -356,7 +329,7 @@ async def run(args):
             await browser.close()
     finally:
         for server in servers:
-            os.killpg(server.pid, signal.SIGTERM)
+            stop(server)
     return rows, latency, received
 
 

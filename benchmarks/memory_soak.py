@@ -29,21 +29,26 @@ written to a temporary directory and nothing leaves the machine.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import browser_harness  # noqa: E402
+from browser_harness import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    errors,
+    free_port,
+    stop,
+    streamlit_command,
+    wait_until_idle,  # noqa: E402
+)
+
 SLIDER = '[data-testid="stSlider"] input[type="range"], [data-testid="stSlider"] [role="slider"]'
 METRIC_CHANGED = "(before) => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== before"
 TARGET_MB = 300.0
@@ -82,58 +87,12 @@ def make_model_file(table: Path, path: Path) -> None:
     path.write_bytes(trained.model.to_bytes("npz"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, env: dict[str, str], extra: list[str]) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                "--server.address", "127.0.0.1", "--server.port", str(port), *extra], cwd=ROOT,
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.5)
-        if process.poll() is not None:
-            break
-    os.killpg(process.pid, signal.SIGTERM)
-    raise RuntimeError("the app did not answer its health check within 120 s")
-
-
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def wait_until_idle(page, timeout_s: float = 120.0) -> None:
-    """Until Streamlit shows no spinner or running indicator for a second (as tests/test_browser.py)."""
-    page.wait_for_selector("h1", timeout=timeout_s * 1000)
-    deadline, quiet_since = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stSpinner"], [data-testid="stSkeleton"], '
-                            '[data-testid="stStatusWidget"]').count() > 0
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > 1.0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("the page kept running")
-
-
-def errors(page) -> list[str]:
-    return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
 
 
 def go_to(page, title: str) -> None:
@@ -208,7 +167,7 @@ def one_session(browser, url: str, scenario: str, table: Path, model_file: Path,
 
 def soak(browser, scenario: str, args, table: Path, model_file: Path, env: dict[str, str], deadline: float) -> list:
     port = free_port()
-    server = start_server(port, env, args.server_arg)
+    server = browser_harness.start(streamlit_command("app.py", *args.server_arg), port, env, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     readings, tabs = [], []
     try:
@@ -236,8 +195,7 @@ def soak(browser, scenario: str, args, table: Path, model_file: Path, env: dict[
             time.sleep(args.linger)
             print(f"  after {args.linger:.0f} s with no session: RSS {rss_mb(server.pid):6.0f} MB", flush=True)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     if len(readings) >= 2 and args.concurrent:
         per_tab = np.polyfit(np.arange(1, len(readings) + 1), readings, 1)[0]
         print(f"  {scenario}: RSS with 1 tab open {readings[0]:.0f} MB, with {len(readings)} "
@@ -284,7 +242,7 @@ def main(argv=None) -> dict[str, list[float]]:
               f"({rows * columns:,} cells); {args.sessions} sessions per scenario, {args.moves} slider moves each; "
               f"server environment {env or '(unchanged)'} {' '.join(args.server_arg)}", flush=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 for scenario in scenarios:
                     results[scenario] = soak(browser, scenario, args, table, model_file, env, deadline)

@@ -4,6 +4,8 @@ import streamlit as st
 
 from ui import audit_page, panels, solve, state
 
+state.run_through_app()
+
 st.title("Audit recourse over the whole dataset")
 with st.expander("What am I looking at?"):
     st.markdown(audit_page.EXPLAINER)

@@ -6,6 +6,8 @@ import streamlit as st
 import datasets
 from ui import figures, state
 
+state.run_through_app()
+
 st.title("Data")
 with st.expander("What am I looking at?"):
     st.markdown(

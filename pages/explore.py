@@ -4,6 +4,8 @@ import streamlit as st
 
 from ui import live_slider, panels, solve, state
 
+state.run_through_app()
+
 st.title("Explore counterfactuals")
 
 with st.expander("What am I looking at?"):

@@ -8,6 +8,8 @@ import streamlit as st
 import solver
 from ui import figures, pipeline, state
 
+state.run_through_app()
+
 dataset = st.session_state[state.DATASET]
 st.title("Model")
 with st.expander("What am I looking at?"):

@@ -6,6 +6,8 @@ import streamlit as st
 from solver import invert
 from ui import figures, solve, state
 
+state.run_through_app()
+
 q = solve.question()
 dataset, model, index, target, x0, names = q.dataset, q.model, q.index, q.target, q.x0, list(q.names)
 lam = 10.0 ** st.session_state[state.LOG_LAM]

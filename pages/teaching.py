@@ -4,6 +4,8 @@ import streamlit as st
 
 from ui import figures, panels, solve, state, view
 
+state.run_through_app()
+
 st.title("2-D teaching view")
 with st.expander("What am I looking at?"):
     st.markdown(

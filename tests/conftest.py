@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "benchmarks"):  # benchmarks/browser_harness.py serves the browser tests
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -42,3 +43,27 @@ def random_model(rng, n_classes, n_features, scale=1.0):
     from solver import SoftmaxModel
 
     return SoftmaxModel(rng.standard_normal((n_classes, n_features)) * scale, rng.standard_normal(n_classes))
+
+
+# -- real browser tests -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app_url():
+    """A fresh server for the test module, started the way the README does (``make run``)."""
+    import browser_harness
+
+    with browser_harness.serving() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium (Playwright cannot download browsers here)."""
+    import browser_harness
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    assert Path(browser_harness.CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser_harness.CHROMIUM,
+                                              args=browser_harness.CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

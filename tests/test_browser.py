@@ -13,8 +13,6 @@ import json
 import math
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,71 +28,10 @@ from solver import invert
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
 import live_scenarios  # noqa: E402
+from browser_harness import errors as exceptions  # noqa: E402
+from browser_harness import serving, wait_until_idle  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-PAGES = ["", "trajectories", "race", "teaching", "data", "model"]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    process = subprocess.Popen(["make", "--no-print-directory", "run", f"PORT={port}"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if process.poll() is not None:
-                raise RuntimeError(f"make run exited: {process.stdout.read().decode()[-2000:]}")
-        else:
-            raise RuntimeError("the app did not answer its health check within 120 s")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def wait_until_idle(page, timeout_s: float = 120.0) -> None:
-    """Until the page has a title and Streamlit shows no spinner or running indicator for a second."""
-    page.wait_for_selector("h1", timeout=timeout_s * 1000)
-    deadline, quiet_since = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stSpinner"], [data-testid="stSkeleton"]').count() > 0
-        busy = busy or page.locator('[data-testid="stStatusWidget"]').count() > 0
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > 1.0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the page kept running")
-
-
+PAGES = ["", "trajectories", "audit", "race", "teaching", "data", "model"]
 FIRST_SCREEN_BOUND_S = 15.0  # generous: the target is 3 s, and these machines are shared
 
 
@@ -120,11 +57,6 @@ def test_the_first_counterfactual_appears_soon_after_the_first_request(first_scr
     assert first_screen_s < FIRST_SCREEN_BOUND_S
 
 
-def exceptions(page) -> list[str]:
-    """Tracebacks and st.error boxes on the page (Streamlit renders st.error as stAlertContentError)."""
-    return page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').all_inner_texts()
-
-
 def test_every_page_renders_without_an_exception(app_url, browser, first_screen_s):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     for path in PAGES:
@@ -141,6 +73,23 @@ SERVER_LINE = '.st-key-slider_answer [data-testid="stCaptionContainer"]'  # "The
 READING = '.st-key-slider_answer [data-testid="stAlertContentInfo"]'  # the reading of a table's changes
 PROBA_TOL = 1e-9  # the issue's bar: what the page shows equals invert's probabilities to 1e-9
 STEPS, STEP_PX = 36, 7  # a drag of about 250 px (1.8 decades of lambda) in small mouse moves
+
+
+def test_a_page_opened_by_its_address_as_a_fresh_servers_first_request_is_set_up(browser):
+    """Streamlit runs such a page without app.py (its older multipage mode, chosen before app.py's
+    st.navigation is seen): the page reruns through the app, with the link's query parameters."""
+    with serving() as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/model?dataset=penguins")
+        wait_until_idle(page)
+        assert exceptions(page) == []
+        assert page.locator("h1").first.inner_text() == "Model"
+        assert "penguins" in page.locator('[data-testid="stSidebar"]').inner_text()
+        page.goto(f"{url}/audit")
+        wait_until_idle(page)
+        assert exceptions(page) == []
+        assert page.locator("h1").first.inner_text().startswith("Audit")
+        page.close()
 
 
 def live_state(page) -> dict:

@@ -5,58 +5,25 @@ Explore with that applicant's answer."""
 
 import csv
 import io
-import os
-import signal
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, exceptions, free_port, wait_until_idle
+from browser_harness import errors as exceptions
+from browser_harness import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 CREDIT = "?dataset=german-credit"
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    process = subprocess.Popen(["make", "--no-print-directory", "run", f"PORT={port}"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if process.poll() is not None:
-                raise RuntimeError(f"make run exited: {process.stdout.read().decode()[-2000:]}")
-        else:
-            raise RuntimeError("the app did not answer its health check within 120 s")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
-        # A fresh server learns the pages from app.py's first run: open the app's root first, as a visitor does.
-        page.goto(app_url)
-        wait_until_idle(page)
-        yield page
-        browser.close()
+def page(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    page.goto(app_url)
+    wait_until_idle(page)
+    yield page
+    page.close()
 
 
 def metric_value(page, label: str) -> str:

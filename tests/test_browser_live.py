@@ -7,17 +7,12 @@ arrow keys and the README's frames are in tests/test_browser.py.
 """
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+from browser_harness import serving, streamlit_command
 
 from solver import invert
 
@@ -33,38 +28,8 @@ SERVER_TEXT = '[data-testid="stText"]'
 
 @pytest.fixture(scope="module")
 def harness_url():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "tests/apps/live_slider_app.py",
-                                "--server.headless", "true", "--server.port", str(port)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.3)
-            if process.poll() is not None:
-                raise RuntimeError(f"the harness exited: {process.stdout.read().decode()[-2000:]}")
-        else:
-            raise RuntimeError("the harness did not answer its health check within 120 s")
+    with serving(streamlit_command("tests/apps/live_slider_app.py")) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_scenario(browser, harness_url, name):

@@ -2,16 +2,13 @@
 what-may-change table keeps every key (Streamlit's number-cell editor lost the first: "48" became 8), the
 edit survives a visit to another page, and a click on a point of the front shows that point's answer."""
 
-import os
-import signal
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, exceptions, free_port, wait_until_idle
+from browser_harness import errors as exceptions
+from browser_harness import wait_until_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 CREDIT = "/?dataset=german-credit&i=1&target=1"
@@ -20,40 +17,10 @@ KEY_GAP_MS = 20  # a fast typist; the number-cell editor kept 0 of 8 such entrie
 
 
 @pytest.fixture(scope="module")
-def app_url():
-    port = free_port()
-    process = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-m", "streamlit", "run", "app.py", "--server.port",
-                                str(port), "--server.headless", "true"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {process.stdout.read().decode()[-2000:]}")
-        else:
-            raise RuntimeError("the app did not answer its health check within 120 s")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it with apt"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        yield page
-        browser.close()
+def page(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    yield page
+    page.close()
 
 
 def edits(page) -> str:

@@ -2,9 +2,6 @@
 session's upload, its models and its answers are its own and go when the session does."""
 
 import gc
-import os
-import signal
-import sys
 import threading
 import time
 import urllib.request
@@ -12,6 +9,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+import browser_harness
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -180,16 +178,11 @@ def metrics(url: str) -> dict[tuple[str, str], int]:
 
 @pytest.fixture(scope="module")
 def short_ttl_server():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import memory_soak
 
-    port = memory_soak.free_port()
-    server = memory_soak.start_server(port, {}, ["--server.disconnectedSessionTTL", "2"])
-    try:
-        yield f"http://127.0.0.1:{port}", memory_soak
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with browser_harness.serving(browser_harness.streamlit_command("app.py", "--server.disconnectedSessionTTL", "2"),
+                                 quiet=True) as url:
+        yield url, memory_soak
 
 
 def test_a_closed_tabs_upload_is_released_by_the_server_soon_after_the_reconnect_window(short_ttl_server, tmp_path):
@@ -198,7 +191,7 @@ def test_a_closed_tabs_upload_is_released_by_the_server_soon_after_the_reconnect
     table = tmp_path / "mine.csv"
     table.write_bytes(table_csv(rows=2000))
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=soak.CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=browser_harness.CHROMIUM, args=browser_harness.CHROMIUM_ARGS)
         try:
             context = browser.new_context()
             page = context.new_page()

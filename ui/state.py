@@ -510,6 +510,26 @@ def _table_hint(loaded: pipeline.LoadedPipeline, dataset: Dataset, missing: list
             "pipeline again.")
 
 
+# -- a page opened by its address ------------------------------------------------------------------
+def run_through_app() -> None:
+    """Call first on every page: a page opened by its address as a server's first request runs
+    without ``app.py``, so with no session set up.
+
+    Streamlit decides before the first script run whether the app is a multipage app of the older
+    kind (a ``pages/`` folder beside the main script, no ``st.navigation`` seen yet); if so, it runs
+    the page asked for on its own. The flag is cleared by the first ``st.navigation`` call, which
+    such a run never reaches. Clearing it here and rerunning a session not yet set up runs ``app.py``,
+    which sets it up and routes to this page. (AppTest resets the flag before every run and then runs a
+    switched-to page on its own, with its session set up: that run goes on.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if DATASET not in st.session_state:
+            st.rerun()
+
+
 # -- a new session, and share links -----------------------------------------------------------------
 def init_session() -> None:
     """Fill defaults once per session, honouring a shared link's query parameters; whatever the

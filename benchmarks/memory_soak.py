@@ -50,7 +50,9 @@ from browser_harness import (  # noqa: E402
 )
 
 SLIDER = '[data-testid="stSlider"] input[type="range"], [data-testid="stSlider"] [role="slider"]'
-METRIC_CHANGED = "(before) => document.querySelector('[data-testid=\"stMetricValue\"]').innerText !== before"
+LIVE_THUMB = ".live-slider input[type=range]"
+SERVER_LINE = '.st-key-slider_answer [data-testid="stCaptionContainer"]'  # "The server's solve at ..."
+SERVER_LINE_CHANGED = f"(before) => document.querySelector('{SERVER_LINE}')?.innerText !== before"
 TARGET_MB = 300.0
 N_FEATURES = 20
 N_CLASSES = 3
@@ -145,12 +147,12 @@ def open_session(browser, url: str, scenario: str, table: Path, model_file: Path
             sidebar_shows(page, f"loaded from {model_file.name}")
         if scenario != "default":
             go_to(page, "Explore")
-        page.locator(SLIDER).first.focus()
-        metric = page.locator('[data-testid="stMetricValue"]').first
+        page.locator(LIVE_THUMB).first.focus()  # Explore's lambda slider solves in the browser ...
+        line = page.locator(SERVER_LINE).first
         for _ in range(moves):
-            before = metric.inner_text()
+            before = line.inner_text()
             page.keyboard.press("ArrowLeft")
-            page.wait_for_function(METRIC_CHANGED, arg=before, timeout=60_000)
+            page.wait_for_function(SERVER_LINE_CHANGED, arg=before, timeout=60_000)  # ... and on the server
         wait_until_idle(page)
         problems = errors(page)
         if problems:

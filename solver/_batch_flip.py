@@ -107,31 +107,17 @@ def _flip_reduced(problem, basis, G_all, X0, targets, margins, out, rows):
     eligible = np.ones((n, K), dtype=bool)
     eligible[np.arange(n), targets] = False
     already = logit_leads(Z0, targets) >= margins
-    X, Z = X0.copy(), Z0.copy()
-    used = margins.copy()
-    steps = np.zeros(n, dtype=np.int64)
-    valid = already.copy()
-    fallback = np.zeros(n, dtype=bool)
     Y0 = problem.reduced(X0)
     M = basis.M
-    pending = np.flatnonzero(~already)
-    for nudge in range(MAX_MARGIN_NUDGES + 1):
-        if pending.size == 0:
-            break
+
+    def project(pending, used):
         t = targets[pending]
-        h = w0[pending] + used[pending, None]
+        h = w0[pending] + used[:, None]
         mu, taken, converged = nnls_rows(G_all[t], h, eligible[pending], max_steps=6 * K)
         U = -(mu @ M - mu.sum(axis=1)[:, None] * M[t])  # u = -N^T mu = -(M^T mu - (1^T mu) m_k)
-        Xp = problem.to_full(Y0[pending] + basis.lift(U), X0[pending])
-        Zp = model.decision_function(Xp)
-        lead = logit_leads(Zp, t)
-        m = margins[pending]
-        ok = np.where(m > 0, lead >= MARGIN_SLACK * m, lead >= -lead_round_off(Zp)) & converged
-        X[pending], Z[pending], steps[pending], valid[pending] = Xp, Zp, taken, ok
-        fallback[pending[~converged]] = True
-        retry = ~ok & converged & (m > 0) & (nudge < MAX_MARGIN_NUDGES)
-        used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])  # past the round-off
-        pending = pending[retry]
+        return problem.to_full(Y0[pending] + basis.lift(U), X0[pending]), taken, converged
+
+    X, Z, used, steps, valid, fallback = _nudged(project, model, X0, Z0, targets, margins, already)
     for i in np.flatnonzero(fallback):  # the active-set method did not finish: the single-row function answers
         single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
                               cost=problem.cost)
@@ -146,12 +132,34 @@ def _flip_bounded(problem, outer, X0, targets, margins, out, rows):
     whose dual does not converge (an empty region within the ranges among them) are answered by
     :func:`solver.minimal_flip`, whose linear programme says whether any x qualifies."""
     model = problem.user
-    n = X0.shape[0]
     Z0 = model.decision_function(X0)
     Y0 = problem.reduced(X0)
     intercepts = problem.intercepts(X0)
     outside = problem.outside(Y0)
     already = (logit_leads(Z0, targets) >= margins) & ~outside
+
+    def project(pending, used):
+        Y, taken, converged = bounded_projection_rows(problem.model.coef, intercepts[pending], Y0[pending],
+                                                      targets[pending], used, problem.lower, problem.upper, outer)
+        return problem.to_full(Y, X0[pending]), taken, converged
+
+    X, Z, used, steps, valid, fallback = _nudged(project, model, X0, Z0, targets, margins, already)
+    for i in np.flatnonzero(fallback):
+        single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
+                              cost=problem.cost, bounds=problem.bounds)
+        out.from_single(rows.start + i, single, X0[i])
+    mine = np.flatnonzero(~fallback)
+    _finish_flip(problem, X[mine], X0[mine], Z[mine], Z0[mine], targets[mine], margins[mine], used[mine], steps[mine],
+                 valid[mine], already[mine], outside[mine], out, rows.start + mine)
+
+
+def _nudged(project, model, X0, Z0, targets, margins, already):
+    """Project every row not ``already`` qualifying with ``project(pending, used) -> (X, steps,
+    converged)`` at margin ``used``, and judge each answer by its own logits; a row whose answer misses
+    its margin by round-off is projected again with the margin raised past the miss (at most
+    MAX_MARGIN_NUDGES times). Returns X, Z, used, steps, valid and fallback (the rows whose projection
+    did not converge: the single-row function answers them)."""
+    n = X0.shape[0]
     X, Z = X0.copy(), Z0.copy()
     used = margins.copy()
     steps = np.zeros(n, dtype=np.int64)
@@ -161,26 +169,17 @@ def _flip_bounded(problem, outer, X0, targets, margins, out, rows):
     for nudge in range(MAX_MARGIN_NUDGES + 1):
         if pending.size == 0:
             break
-        t = targets[pending]
-        Y, taken, converged = bounded_projection_rows(problem.model.coef, intercepts[pending], Y0[pending], t,
-                                                      used[pending], problem.lower, problem.upper, outer)
-        Xp = problem.to_full(Y, X0[pending])
+        Xp, taken, converged = project(pending, used[pending])
         Zp = model.decision_function(Xp)
-        lead = logit_leads(Zp, t)
+        lead = logit_leads(Zp, targets[pending])
         m = margins[pending]
         ok = np.where(m > 0, lead >= MARGIN_SLACK * m, lead >= -lead_round_off(Zp)) & converged
         X[pending], Z[pending], steps[pending], valid[pending] = Xp, Zp, taken, ok
         fallback[pending[~converged]] = True
         retry = ~ok & converged & (m > 0) & (nudge < MAX_MARGIN_NUDGES)
-        used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])
+        used[pending[retry]] = 2.0 * used[pending[retry]] + (m[retry] - lead[retry])  # past the round-off
         pending = pending[retry]
-    for i in np.flatnonzero(fallback):
-        single = minimal_flip(model, X0[i], int(targets[i]), float(margins[i]), immutable=problem.frozen,
-                              cost=problem.cost, bounds=problem.bounds)
-        out.from_single(rows.start + i, single, X0[i])
-    mine = np.flatnonzero(~fallback)
-    _finish_flip(problem, X[mine], X0[mine], Z[mine], Z0[mine], targets[mine], margins[mine], used[mine], steps[mine],
-                 valid[mine], already[mine], outside[mine], out, rows.start + mine)
+    return X, Z, used, steps, valid, fallback
 
 
 def _finish_flip(problem, X, X0, Z, Z0, targets, margins, used, steps, valid, already, outside, out, rows):

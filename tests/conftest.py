@@ -45,6 +45,21 @@ def random_model(rng, n_classes, n_features, scale=1.0):
     return SoftmaxModel(rng.standard_normal((n_classes, n_features)) * scale, rng.standard_normal(n_classes))
 
 
+@pytest.fixture(scope="module")
+def credit():
+    import datasets
+
+    return datasets.load_builtin("german-credit")
+
+
+@pytest.fixture(scope="module")
+def credit_model(credit):
+    """German credit's default model, trained here (not the shipped file)."""
+    from training import TrainingParams, train
+
+    return train(credit, TrainingParams.default_for(credit.kind)).model
+
+
 # -- real browser tests -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def app_url():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_app import fresh_app, metric
 
 import solver
 import ui.solve
@@ -22,22 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
 SERVER_LINE = "The server's solve at λ = "
-
-
-def fresh_app(query=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def metric(at, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric starting with {label_start!r}: {[m.label for m in at.metric]}")
 
 
 def components(at) -> list:

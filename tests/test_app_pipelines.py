@@ -18,7 +18,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, PolynomialFeatures, StandardScaler
-from streamlit.testing.v1 import AppTest
+from test_app import button, fresh_app, metric
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -52,26 +52,6 @@ def imputing_drop_first() -> Pipeline:
     ])
     return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=2000))]).fit(
         table.drop(columns="species"), table.species)
-
-
-def fresh_app(query=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def metric(at, label_start: str) -> str:
-    for m in at.metric:
-        if m.label.startswith(label_start):
-            return m.value
-    raise AssertionError(f"no metric starting with {label_start!r}: {[m.label for m in at.metric]}")
-
-
-def button(at, label_start: str):
-    return next(b for b in at.button if b.label.startswith(label_start))
 
 
 def upload_model(at, raw: bytes, name: str) -> None:

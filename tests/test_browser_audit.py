@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 import pytest
 from browser_harness import errors as exceptions
 from browser_harness import wait_until_idle
+from test_browser_recourse import type_duration_max
 
 ROOT = Path(__file__).resolve().parents[1]
 CREDIT = "?dataset=german-credit"
@@ -24,6 +25,12 @@ def page(app_url, browser):
     wait_until_idle(page)
     yield page
     page.close()
+
+
+def run_audit(page) -> None:
+    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
+    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
+    wait_until_idle(page)
 
 
 def metric_value(page, label: str) -> str:
@@ -53,9 +60,7 @@ def test_the_audit_runs_in_the_browser_without_an_error(app_url, page):
     page.goto(f"{app_url}/audit{CREDIT}")
     wait_until_idle(page)
     assert page.locator("h1").first.inner_text() == "Audit recourse over the whole dataset"
-    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
-    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
-    wait_until_idle(page)
+    run_audit(page)
     assert exceptions(page) == []
     assert metric_value(page, "rows summarised") == f"{rejected_rows():,}"
     assert metric_value(page, "with recourse").endswith("%")
@@ -72,9 +77,7 @@ def test_the_audit_runs_in_the_browser_without_an_error(app_url, page):
 def test_a_row_opens_on_explore_in_this_session_and_by_its_link(app_url, page):
     page.goto(f"{app_url}/audit{CREDIT}")
     wait_until_idle(page)
-    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
-    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
-    wait_until_idle(page)
+    run_audit(page)
     picker = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Open a row on Explore"))
     picker.locator("input").click()
     page.keyboard.type("#4 ")
@@ -99,28 +102,17 @@ def test_a_row_opens_on_explore_in_this_session_and_by_its_link(app_url, page):
 def test_what_may_change_edited_on_the_audit_page_reruns_the_audit_and_carries_to_explore(app_url, page):
     page.goto(f"{app_url}/audit{CREDIT}")
     wait_until_idle(page)
-    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
-    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
-    wait_until_idle(page)
+    run_audit(page)
     page.get_by_text("What may change (the same settings as Explore", exact=False).first.click()
     grid = page.locator('[data-testid="stExpander"] [data-testid="stDataFrame"]').first
     grid.wait_for(state="visible", timeout=30_000)
     grid.scroll_into_view_if_needed()
     time.sleep(1.0)  # the expander's animation
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)  # duration_months's name (row 0, column 0)
-    page.wait_for_timeout(500)
-    for _ in range(5):  # feature, kind, may change, whole numbers, min -> max
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(100)
-    page.keyboard.type("12", delay=20)
-    page.keyboard.press("Enter")
+    type_duration_max(page, grid, "12")
     page.get_by_text("The last audit was run before what may change changed", exact=False).wait_for(timeout=30_000)
     wait_until_idle(page)
     assert page.get_by_text("rows summarised", exact=True).count() == 0  # no stale numbers
-    page.get_by_role("button", name="Run the audit over all 1,000 rows").click()
-    page.get_by_text("rows summarised", exact=True).wait_for(timeout=60_000)
-    wait_until_idle(page)
+    run_audit(page)
     assert page.get_by_text("1 cell edited", exact=False).count() == 1
     assert exceptions(page) == []
     page.get_by_role("link", name="Explore").click()  # the sidebar: the same session

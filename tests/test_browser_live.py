@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_harness import serving, streamlit_command
-
-from solver import invert
+from test_browser import PROBA_TOL, assert_matches_python
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "apps"))
 import live_scenarios  # noqa: E402
 
-PROBA_TOL = 1e-9
 STEPS, STEP_PX = 36, 7  # a drag of about 250 px (1.8 decades of lambda) in small mouse moves
 START_LOG_LAM = 1.2  # MNIST's digit turns from 0 into the target 5 along the drag
 SERVER_TEXT = '[data-testid="stText"]'
@@ -59,15 +57,6 @@ def thumb_position(page):
     half_thumb = 8
     x = box["x"] + half_thumb + (value - low) / (high - low) * (box["width"] - 2 * half_thumb)
     return x, box["y"] + box["height"] / 2
-
-
-def assert_matches_python(scenario, sample):
-    lam = float(sample["lam"])
-    assert lam == pytest.approx(10.0 ** float(sample["logLam"]), rel=4 * np.finfo(float).eps)
-    reference = invert(scenario.model, scenario.x0, scenario.target, lam, **scenario.arguments)
-    proba = np.array(json.loads(sample["proba"]))
-    assert np.abs(proba - reference.proba).max() <= PROBA_TOL, (lam, proba, reference.proba)
-    return reference
 
 
 @pytest.mark.parametrize("name", ["text", "german-ranges"])

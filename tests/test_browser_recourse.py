@@ -40,18 +40,23 @@ def open_what_may_change(page):
     return grid
 
 
-def test_a_number_typed_fast_into_the_table_keeps_every_key_and_survives_another_page(app_url, page):
-    page.goto(app_url + CREDIT)
-    wait_until_idle(page)
-    grid = open_what_may_change(page)
+def type_duration_max(page, grid, text: str) -> None:
+    """Type ``text`` into duration_months's max cell of the what-may-change table, keys KEY_GAP_MS apart."""
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)  # duration_months's name (row 0, column 0)
     page.wait_for_timeout(500)
     for _ in range(5):  # feature, kind, may change, whole numbers, min -> max
         page.keyboard.press("ArrowRight")
         page.wait_for_timeout(100)
-    page.keyboard.type("45", delay=KEY_GAP_MS)
+    page.keyboard.type(text, delay=KEY_GAP_MS)
     page.keyboard.press("Enter")
+
+
+def test_a_number_typed_fast_into_the_table_keeps_every_key_and_survives_another_page(app_url, page):
+    page.goto(app_url + CREDIT)
+    wait_until_idle(page)
+    grid = open_what_may_change(page)
+    type_duration_max(page, grid, "45")
     page.wait_for_function("() => decodeURIComponent(location.search).includes('duration_months:max=45')",
                            timeout=30_000)
     wait_until_idle(page)

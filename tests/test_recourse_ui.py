@@ -11,21 +11,8 @@ import pytest
 
 import datasets
 from solver import recourse, recourse_front
-from training import TrainingParams
 from ui import constraints, explain, links, view
 from ui import recourse as recourse_ui
-
-
-@pytest.fixture(scope="module")
-def credit():
-    return datasets.load_builtin("german-credit")
-
-
-@pytest.fixture(scope="module")
-def credit_model(credit):
-    from training import train
-
-    return train(credit, TrainingParams.default_for(credit.kind)).model
 
 
 def table_with(credit, **choices):

@@ -12,18 +12,6 @@ from training import TrainingParams
 from ui import constraints, explain, figures, links, view
 
 
-@pytest.fixture(scope="module")
-def credit():
-    return datasets.load_builtin("german-credit")
-
-
-@pytest.fixture(scope="module")
-def credit_model(credit):
-    from training import train
-
-    return train(credit, TrainingParams.default_for(credit.kind)).model
-
-
 def test_change_table_speaks_in_original_units_and_shares_the_distance(credit):
     x0 = credit.X[1].copy()
     x = x0.copy()

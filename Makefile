@@ -6,7 +6,7 @@ PORT ?= 8501
 .PHONY: run test bench setup setup-dev browser clean
 
 run: setup  ## set up, then start the dashboard on the built-in default (MNIST-5k)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m ui.serve --server.port $(PORT)
 
 test: setup-dev browser  ## set up, lint, then run every test (pytest's "no tests" exit 5 counts as success)
 	$(PY) -m ruff check .

@@ -106,9 +106,10 @@ def _closest(model, x0, target, alpha, frozen, cost, bounds, lam_range) -> Count
         return CounterfactualResult(x=x0, proba=p, distance=0.0, lam=np.inf, success=True, n_iter=0,
                                     message=f"x0 already has p = {p[target]:.4g} >= {alpha:g}", **common)
 
-    def answer(x, lam, probes, solver_message=""):
+    def answer(x, lam, probes, solver_message="", qualified=None):
+        """The result for ``x``; ``qualified`` is what the caller's :func:`_qualifies` said of it, if asked."""
         p = model.predict_proba(x)
-        if not _qualifies(model, x, target, alpha):
+        if not (_qualifies(model, x, target, alpha) if qualified is None else qualified):
             return CounterfactualResult(x=x0, proba=model.predict_proba(x0), distance=np.inf, lam=lam, success=False,
                                         n_iter=probes, message=(f"p = {p[target]:.6g} reached at lam = {lam:.6g}, "
                                                                 f"short of {alpha:g}. {solver_message}"), **common)
@@ -144,8 +145,9 @@ def _binary(problem, target, alpha, goal, answer, model):
     s = -goal  # the root of s - s0 + (||c||^2 / lam) sigma(s) at this lam
     for nudge in range(_MAX_NUDGES + 1):
         x = problem.to_full(problem.x0 - sigmoid(s) * c / lam)
-        if _qualifies(model, x, target, alpha) or nudge == _MAX_NUDGES:
-            return answer(x, lam, nudge + 1)
+        qualified = _qualifies(model, x, target, alpha)
+        if qualified or nudge == _MAX_NUDGES:
+            return answer(x, lam, nudge + 1, qualified=qualified)
         lam *= 1.0 - _LAM_NUDGE * 4.0**nudge
         s = logistic_root_scalar(s0, cc / lam)
 
@@ -167,7 +169,7 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
     logits = problem.model.coef @ problem.x0 + problem.model.intercept
     w0 = logits - logits[target]
     N = basis.M - basis.M[target]
-    others = np.array([j for j in range(N.shape[0]) if j != target])
+    others = np.arange(N.shape[0]) != target
     N_o, w0_o = N[others], w0[others]
     n_norm = math.sqrt(float(np.einsum("ij,ij->", N, N)))
 
@@ -180,7 +182,7 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
         margin = -(top + math.log(total))
         g = N_o.T @ q
         r1 = u + mu * g
-        tol_margin = 16.0 * EPS * (1.0 + float(np.abs(w).max()))
+        tol_margin = 16.0 * EPS * (1.0 + max(top, -float(w.min())))
         return q, g, r1, margin - goal, math.sqrt(float(r1 @ r1) + (margin - goal) ** 2), tol_margin, margin
 
     if start is None:
@@ -200,7 +202,9 @@ def _kkt_newton(problem, target, goal, lam_range, start=None):
         centred = N_o - q @ N_o
         hessian = mu * (centred.T @ (q[:, None] * centred))
         hessian.flat[:: basis.rank + 1] += 1.0  # I + mu N_o^T (diag q - q q^T) N_o
-        solved = spd_solve(hessian, np.column_stack([r1, g]))
+        rhs = np.empty((basis.rank, 2))
+        rhs[:, 0], rhs[:, 1] = r1, g
+        solved = spd_solve(hessian, rhs)
         h_r1, h_g = solved[:, 0], solved[:, 1]
         # linearised: H du + g dmu = -r1 and -g^T du = -r2 (grad m = -g)
         d_mu = -(r2 + float(g @ h_r1)) / float(g @ h_g)
@@ -230,8 +234,9 @@ def _reduced(problem, target, alpha, goal, lam_range, answer, model):
             return None
         u, lam, mu, iterations = solved
         x = problem.to_full(problem.x0 + basis.lift(u))
-        if _qualifies(model, x, target, alpha) or nudge == _MAX_NUDGES:
-            return answer(x, lam, iterations)
+        qualified = _qualifies(model, x, target, alpha)
+        if qualified or nudge == _MAX_NUDGES:
+            return answer(x, lam, iterations, qualified=qualified)
         aim += _AIM_ABOVE * 4.0**nudge * (1.0 + abs(goal))  # still short: aim higher
         solved = _kkt_newton(problem, target, aim, lam_range, (u, mu))
     return None

@@ -72,6 +72,39 @@ def test_an_object_larger_than_the_byte_bound_is_returned_but_not_kept():
     assert "big" not in cache and cache.nbytes == 0
 
 
+def test_a_make_that_raises_keeps_nothing_and_leaves_no_lock_behind():
+    cache = memory.SharedCache("test", max_entries=4, max_bytes=10**6)
+
+    def fails():
+        raise ValueError("cannot be posed")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="cannot be posed"):
+            cache.get(("question", 1), fails)
+    assert len(cache) == 0 and cache._making == {}
+    assert cache.get(("question", 1), lambda: "answer") == "answer" and cache._making == {}
+
+
+def test_deep_nbytes_counts_a_dataframes_columns():
+    import pandas as pd
+
+    frame = pd.DataFrame(np.zeros((1000, 5)), columns=list("abcde"))
+    frame["text"] = ["level %d" % (i % 7) for i in range(1000)]
+    # 5 float64 columns, and at least one byte per character of each text cell
+    assert memory.deep_nbytes(frame) >= 1000 * 5 * 8 + sum(len(t) for t in frame["text"])
+    assert memory.deep_nbytes({"frame": frame}) == memory.deep_nbytes(frame) + len("frame")  # keys count too
+
+
+def test_the_streamlit_internals_this_app_relies_on_are_there():
+    """ui/memory.py empties a closed session's widget metadata and ui/state.py clears Streamlit's older
+    multipage flag: a Streamlit release without them must fail here, not silently leak or misroute."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.state.session_state import SessionState
+
+    assert hasattr(PagesManager, "uses_pages_directory")
+    assert isinstance(SessionState()._new_widget_state.widget_metadata, dict)
+
+
 def test_concurrent_misses_on_one_key_make_the_object_once():
     cache = memory.SharedCache("test", max_entries=4, max_bytes=10**6)
     calls, barrier = [], threading.Barrier(6)
@@ -178,40 +211,32 @@ def metrics(url: str) -> dict[tuple[str, str], int]:
 
 @pytest.fixture(scope="module")
 def short_ttl_server():
-    import memory_soak
-
     with browser_harness.serving(browser_harness.streamlit_command("app.py", "--server.disconnectedSessionTTL", "2"),
                                  quiet=True) as url:
-        yield url, memory_soak
+        yield url
 
 
-def test_a_closed_tabs_upload_is_released_by_the_server_soon_after_the_reconnect_window(short_ttl_server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    url, soak = short_ttl_server
+def test_a_closed_tabs_upload_is_released_by_the_server_soon_after_the_reconnect_window(short_ttl_server, browser,
+                                                                                          tmp_path):
+    url = short_ttl_server
     table = tmp_path / "mine.csv"
     table.write_bytes(table_csv(rows=2000))
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_harness.CHROMIUM, args=browser_harness.CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(url)
-            soak.wait_until_idle(page)
-            soak.go_to(page, "Data")
-            soak.upload(page, "Upload", table, "Use this upload")
-            soak.sidebar_shows(page, "upload:mine.csv")
-            soak.go_to(page, "Explore")
-            open_tab = metrics(url)
-            context.close()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                after = metrics(url)
-                if not any(category == memory.UPLOADS_CATEGORY or category == "UploadedFileManager"
-                           for category, _ in after):
-                    break
-                time.sleep(0.5)
-        finally:
-            browser.close()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    browser_harness.wait_until_idle(page)
+    browser_harness.go_to(page, "Data")
+    browser_harness.upload(page, "Upload", table, "Use this upload")
+    browser_harness.sidebar_shows(page, "upload:mine.csv")
+    browser_harness.go_to(page, "Explore")
+    open_tab = metrics(url)
+    context.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = metrics(url)
+        if not any(category == memory.UPLOADS_CATEGORY or category == "UploadedFileManager" for category, _ in after):
+            break
+        time.sleep(0.5)
     assert open_tab.get((memory.UPLOADS_CATEGORY, "dataset"), 0) >= 2000 * 4 * 8  # the upload, alive in its session
     assert open_tab.get((memory.UPLOADS_CATEGORY, "trained model"), 0) > 0
     assert open_tab.get(("UploadedFileManager", ""), 0) >= len(table.read_bytes())

@@ -160,10 +160,10 @@ def pose(model: SoftmaxModel, x0: np.ndarray, immutable=None, cost=None, bounds=
 SHARED_LIFTS = memory.SharedCache("live slider lifts", max_entries=8, max_bytes=32 * 2**20)
 
 
-def _lift(posed: _Posed, n_features: int) -> np.ndarray:
+def _lift(posed: _Posed, n_features: int, cache: memory.SharedCache | None) -> np.ndarray:
     """``L`` (r x D) with ``x - x0 = L^T u`` in the user's features (images draw pixels with it); O(D K r)
-    once per model and column scaling, kept in a small cache keyed by content (model fingerprint, free
-    set, costs)."""
+    once per model and column scaling, kept in ``cache`` (if given) keyed by content (model fingerprint,
+    free set, costs)."""
     def make():
         basis = posed.model.reduced_basis()
         P_rows = basis.lift(np.eye(basis.rank))  # rows P^T (r x D')
@@ -171,7 +171,7 @@ def _lift(posed: _Posed, n_features: int) -> np.ndarray:
         lift[:, posed.free] = P_rows / posed.scale
         return lift
 
-    return SHARED_LIFTS.get((posed.base_key, n_features), make)
+    return make() if cache is None else cache.get((posed.base_key, n_features), make)
 
 
 def _pack_arrays(arrays: dict) -> tuple[dict, bytes]:
@@ -189,7 +189,8 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
                   log_lam_step: float = 0.02, class_names=None, image_shape=None, immutable=None, cost=None,
                   bounds=None, label: str = DEFAULT_LABEL, target_colour: str = "#1f77b4",
                   distance_label: str = DEFAULT_DISTANCE_LABEL,
-                  max_projected_work: float = MAX_PROJECTED_WORK) -> LivePayload:
+                  max_projected_work: float = MAX_PROJECTED_WORK,
+                  lifts: memory.SharedCache | None = SHARED_LIFTS) -> LivePayload:
     """Pose the question for the page and pack it, or say why the live view cannot run.
 
     Parameters
@@ -210,6 +211,8 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
         The slider's label, the distance metric's label, the target's bar colour.
     max_projected_work : float
         With ranges, the largest ``K^2 D'`` solved live (benchmarks lift it to find where frames slow down).
+    lifts : memory.SharedCache or None
+        Where an image's lift is kept; None for a session's own model (computed for each payload).
 
     Returns
     -------
@@ -241,7 +244,7 @@ def build_payload(model: SoftmaxModel, x0, target: int, log_lam: float, *, log_l
         basis = scaled.reduced_basis()
         arrays.update(logits=scaled.coef @ posed.y0 + scaled.intercept, M=basis.M)
         if image_shape is not None:
-            arrays.update(x0=x0, lift=_lift(posed, n_features))
+            arrays.update(x0=x0, lift=_lift(posed, n_features, lifts))
         header.update(mode="reduced", rank=basis.rank, max_iter=MAX_ITER["reduced"],
                       note=_note("reduced", posed, n_features, basis.rank))
     else:

@@ -72,6 +72,9 @@ def deep_nbytes(obj, _seen: set[int] | None = None, _depth: int = 0) -> int:
         return len(obj)
     if isinstance(obj, str):
         return len(obj)
+    if type(obj).__module__.startswith("pandas") and hasattr(obj, "memory_usage"):
+        usage = obj.memory_usage(deep=True)  # a DataFrame's or Series' blocks (no __dict__ to follow)
+        return int(usage.sum() if hasattr(usage, "sum") else usage)
     if isinstance(obj, (int, float, complex, bool, type(None), types.ModuleType)) or callable(obj):
         return 0  # functions, classes and locks hold no data of their own here
     if isinstance(obj, dict):
@@ -96,11 +99,11 @@ class CacheUsage:
 
 
 class SharedCache(Generic[T]):
-    """Immutable objects shared by every session, keyed by content (a dataset name, a content hash and
-    training parameters): least recently used evicted first, to at most ``max_entries`` entries and
-    ``max_bytes`` bytes (measured once per entry with ``sizeof``). An object larger than
-    ``max_bytes`` on its own is returned but not kept. Thread-safe; concurrent misses on one key
-    make the object once.
+    """Immutable objects keyed by content (a dataset name, a content hash and training parameters),
+    shared by every session (or, kept in session state, one session's own): least recently used evicted
+    first, to at most ``max_entries`` entries and ``max_bytes`` bytes (measured once per entry with
+    ``sizeof``). An object larger than ``max_bytes`` on its own is returned but not kept. Thread-safe;
+    concurrent misses on one key make the object once when it is kept (a waiting caller then finds it).
     """
 
     def __init__(self, name: str, max_entries: int, max_bytes: int, sizeof: Callable[[object], int] = deep_nbytes):
@@ -123,19 +126,23 @@ class SharedCache(Generic[T]):
                 return hit[0]
             making = self._making.setdefault(key, threading.Lock())
         with making:
-            with self._lock:
-                hit = self._hit(key)
-            if hit is not None:
-                return hit[0]
-            value = make()
-            size = int(self._sizeof(value))
-            with self._lock:
-                self._making.pop(key, None)
-                if size <= self.max_bytes and key not in self._entries:
-                    self._entries[key] = (value, size)
-                    self._nbytes += size
-                    self._evict()
-            return value
+            try:
+                with self._lock:
+                    hit = self._hit(key)
+                if hit is not None:
+                    return hit[0]
+                value = make()
+                size = int(self._sizeof(value))
+                with self._lock:
+                    if size <= self.max_bytes and key not in self._entries:
+                        self._entries[key] = (value, size)
+                        self._nbytes += size
+                        self._evict()
+                return value
+            finally:  # also when make() raises: no lock is left behind for the key
+                with self._lock:
+                    if self._making.get(key) is making:
+                        del self._making[key]
 
     def _hit(self, key):
         entry = self._entries.get(key)
@@ -415,7 +422,7 @@ SHARED_CATEGORY = "inverse_classification_shared_cache"
 
 class _MemoryStats:
     """A Streamlit StatsProvider: bytes in each shared cache, and the bytes of every session's uploads
-    still alive (one entry per kind: "dataset", "model")."""
+    still alive (one entry per kind: "dataset", "model", "trained model")."""
 
     def __init__(self, shared: tuple[SharedCache, ...]):
         self._shared = shared

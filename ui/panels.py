@@ -480,7 +480,8 @@ def live_payload(q: solve.Question, what) -> live_slider.LivePayload:
             q.model, q.x0, q.target, st.session_state[state.LOG_LAM], log_lam_range=state.LOG_LAM_RANGE,
             log_lam_step=state.LOG_LAM_STEP, class_names=q.names, label=SLIDER_LABEL,
             image_shape=dataset.image_shape if dataset.kind == "image" else None,
-            target_colour=figures.colour(q.target), distance_label=view.distance_label(what.unit), **what.arguments)
+            target_colour=figures.colour(q.target), distance_label=view.distance_label(what.unit),
+            lifts=live_slider.SHARED_LIFTS if state.shared_by_content() else None, **what.arguments)
         cached = live_slider.CachedPayload(key=key, payload=payload)
         st.session_state[state.LIVE_PAYLOAD] = cached
     return cached.payload

@@ -3,8 +3,9 @@ units where units are whole, between real categories, within the ranges" (:func:
 sparsity/cost front, its alternatives, and the answer kept with its key.
 
 Solves run only when the question is asked (a button, a point of the front), never on a slider move.
-They are cached for everyone by content alone: the model's fingerprint, a hash of x0, the target and a
-hash of every argument, so an entry is only ever found by someone who holds the same model and row.
+They are cached by content: the model's fingerprint, a hash of x0, the target and a hash of every
+argument. About built-in data and its models the cache is everyone's (an entry is only ever found by
+someone who holds the same model and row); about an upload or a model file it is the session's own.
 """
 
 from __future__ import annotations
@@ -35,13 +36,25 @@ def _digest(array) -> str:
 SHARED_ANSWERS = memory.SharedCache("recourse answers", max_entries=256, max_bytes=32 * 2**20)
 
 
+def _answers() -> memory.SharedCache:
+    """Answers about built-in data and its models are shared by content; those about an upload or a
+    model file stay in the session (its state goes when the session does)."""
+    if state.shared_by_content():
+        return SHARED_ANSWERS
+    own = st.session_state.get(state.SESSION_ANSWERS)
+    if own is None:
+        own = st.session_state[state.SESSION_ANSWERS] = memory.SharedCache(
+            "this session's recourse answers", max_entries=32, max_bytes=8 * 2**20)
+    return own
+
+
 def _cached_recourse(keys: tuple, budget: int, alpha: float | None, model, x0, arguments) -> RecourseResult:
     def make():
         with st.spinner("Solving exactly…"):
             return recourse(model, x0, keys[2], max_changes=budget, alpha=alpha, n_alternatives=N_ALTERNATIVES,
                             time_limit=TIME_LIMIT_S, **arguments)
 
-    return SHARED_ANSWERS.get(("answer", *keys, budget, alpha), make)
+    return _answers().get(("answer", *keys, budget, alpha), make)
 
 
 def _cached_front(keys: tuple, s_max: int, alpha: float | None, model, x0, arguments) -> tuple:
@@ -50,7 +63,7 @@ def _cached_front(keys: tuple, s_max: int, alpha: float | None, model, x0, argum
             return tuple(recourse_front(model, x0, keys[2], max_changes=s_max, alpha=alpha,
                                         time_limit=TIME_LIMIT_S, **arguments))
 
-    return SHARED_ANSWERS.get(("front", *keys, s_max, alpha), make)
+    return _answers().get(("front", *keys, s_max, alpha), make)
 
 
 # -- the question --------------------------------------------------------------------------------------

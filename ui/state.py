@@ -1,11 +1,12 @@
 """Session state: every key, the small frozen objects kept under them, defaults, and the cached
 loaders every page shares.
 
-Each session keeps its own dataset and model under its own keys. Two caches are shared by all
-sessions, so they hold only immutable objects shared by content, bounded in entries and bytes
-(ui/memory.py): the built-in datasets by name and the models trained on them by (data hash,
-parameters). A model trained on an upload is the session's own: it is kept in a session-scoped cache
-and goes when the session does.
+Each session keeps its own dataset and model under its own keys. The caches shared by all sessions
+hold only immutable objects shared by content, bounded in entries and bytes (ui/memory.py): here the
+built-in datasets by name and the models trained on them by (data hash, parameters); in ui/recourse.py
+and ui/live_slider.py what is derived from those (:func:`shared_by_content`). A model trained on an
+upload is the session's own: it is kept in a session-scoped cache and goes when the session does, as do
+the answers derived from an upload or a model file.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ AUDIT_DEFAULTS_FOR = "audit_defaults_for"  # str: the data hash the audit's targ
 DEFAULT_RECOURSE_BUDGET = 2
 DEFAULT_RECOURSE_PIXELS = 10
 LIVE_SLIDER = "live_lambda"  # the live slider component's own state ({"released": ..., "missing": ...})
+SESSION_ANSWERS = "session_answers"  # memory.SharedCache: recourse answers about an upload or a model file
 LIVE_PAYLOAD = "live_payload"  # live_slider.CachedPayload or None: the question as the live slider ships it
 
 
@@ -236,8 +238,8 @@ class RecourseAnswer:
 
 
 # -- cached loaders --------------------------------------------------------------------------------
-# Every built-in dataset fits (about 75 MB of features in all); a model is its K x D weights plus
-# the solver's per-model bases.
+# Every built-in dataset fits (about 75 MB of features in all); a model is measured as stored: its K x D
+# weights (the solver's per-model bases are built later, on first use).
 SHARED_DATASETS = memory.SharedCache("built-in datasets", max_entries=12, max_bytes=160 * 2**20)
 SHARED_MODELS = memory.SharedCache("models of built-in datasets", max_entries=32, max_bytes=64 * 2**20)
 SESSION_MODELS_MAX = 4  # models trained on one session's upload, kept for retraining with the same settings
@@ -251,6 +253,12 @@ def builtin_dataset(name: str) -> Dataset:
 def _load_builtin(name: str) -> Dataset:
     with st.spinner("Loading dataset…"):
         return datasets.load_builtin(name)
+
+
+def shared_by_content() -> bool:
+    """Whether this session's data and model are ones every session may hold (built-in data and a model
+    trained here on it), so that what is derived from them may go in a shared cache."""
+    return st.session_state.get(TRAINED) is not None and is_builtin(st.session_state[DATASET])
 
 
 def is_builtin(dataset: Dataset) -> bool:
@@ -518,16 +526,17 @@ def run_through_app() -> None:
     Streamlit decides before the first script run whether the app is a multipage app of the older
     kind (a ``pages/`` folder beside the main script, no ``st.navigation`` seen yet); if so, it runs
     the page asked for on its own. The flag is cleared by the first ``st.navigation`` call, which
-    such a run never reaches. Clearing it here and rerunning a session not yet set up runs ``app.py``,
-    which sets it up and routes to this page. (AppTest resets the flag before every run and then runs a
-    switched-to page on its own, with its session set up: that run goes on.)
+    such a run never reaches. So the flag is cleared here, and a page reached with its session not set up
+    reruns: the rerun runs ``app.py``, which sets the session up and routes to this page. (Deciding by the
+    session, not by the flag, covers two first requests at once, both started in the older mode. AppTest
+    sets the flag before every run and runs a switched-to page on its own, its session set up: that run
+    goes on, and its reruns go through app.py as a server's do.)
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if DATASET not in st.session_state:
-            st.rerun()
+    PagesManager.uses_pages_directory = False  # from now on every run goes through app.py
+    if DATASET not in st.session_state:  # app.py sets the session up before it routes to a page
+        st.rerun()
 
 
 # -- a new session, and share links -----------------------------------------------------------------

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,7 +45,8 @@ def start(command: list[str], port: int, env: dict[str, str] | None = None, quie
     """Start ``command`` on ``port`` from the repository's root (``PORT=port`` for make, else
     ``--server.port port``) in its own process group; return once ``/_stcore/health`` answers."""
     port_argument = [f"PORT={port}"] if command[0] == "make" else ["--server.port", str(port)]
-    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    # A file, not a pipe: nobody reads the server's output while it runs, and a full pipe would block it.
+    output = subprocess.DEVNULL if quiet else tempfile.TemporaryFile()
     process = subprocess.Popen([*command, *port_argument], cwd=ROOT, env={**os.environ, **(env or {})},
                                stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout_s
@@ -56,10 +58,15 @@ def start(command: list[str], port: int, env: dict[str, str] | None = None, quie
         except OSError:
             time.sleep(0.3)
         if process.poll() is not None:
-            tail = "" if quiet else process.stdout.read().decode(errors="replace")[-2000:]
+            tail = "" if quiet else _tail(output)
             raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}: {tail}")
     stop(process)
     raise RuntimeError(f"{' '.join(command)} did not answer its health check within {timeout_s:.0f} s")
+
+
+def _tail(output, n_bytes: int = 2000) -> str:
+    output.seek(0)
+    return output.read().decode(errors="replace")[-n_bytes:]
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -100,3 +107,34 @@ def wait_until_idle(page, timeout_s: float = 120.0) -> None:
 def errors(page) -> list[str]:
     """Tracebacks and st.error boxes on the page (Streamlit renders st.error as stAlertContentError)."""
     return page.locator(ERRORS).all_inner_texts()
+
+
+# -- this app's pages ------------------------------------------------------------------------------------
+def go_to(page, title: str) -> None:
+    """Open the sidebar's page ``title`` (Explore, Data or Model) and wait until it has run."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    wait_until_idle(page)
+    page.wait_for_function("(t) => document.querySelector('h1') && document.querySelector('h1').innerText.includes(t)",
+                           arg={"Explore": "Explore", "Data": "Data", "Model": "Model"}[title], timeout=60_000)
+
+
+def upload(page, tab: str, path: Path, button: str) -> None:
+    """Put ``path`` in the uploader of tab ``tab`` and press ``button``; raise if the page shows an error."""
+    page.locator('[data-testid="stTab"]', has_text=tab).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.get_by_role("button", name=button).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name=button).click()
+    wait_until_idle(page)
+    problems = errors(page)
+    if problems:
+        raise RuntimeError(f"{path.name}: {problems}")
+
+
+def sidebar_shows(page, text: str) -> None:
+    """Wait until the sidebar's summary of the data and model shows ``text``."""
+    try:
+        page.wait_for_function("(text) => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
+                               ".innerText.includes(text)", arg=text, timeout=120_000)
+    except Exception as exc:
+        raise RuntimeError(f"the sidebar never showed {text!r}; errors on the page: {errors(page)}") from exc

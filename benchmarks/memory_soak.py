@@ -44,9 +44,12 @@ from browser_harness import (  # noqa: E402
     CHROMIUM_ARGS,
     errors,
     free_port,
+    go_to,
+    sidebar_shows,
     stop,
     streamlit_command,
-    wait_until_idle,  # noqa: E402
+    upload,
+    wait_until_idle,
 )
 
 SLIDER = '[data-testid="stSlider"] input[type="range"], [data-testid="stSlider"] [role="slider"]'
@@ -95,33 +98,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def go_to(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
-    wait_until_idle(page)
-    page.wait_for_function("(t) => document.querySelector('h1') && document.querySelector('h1').innerText.includes(t)",
-                           arg={"Explore": "Explore", "Data": "Data", "Model": "Model"}[title], timeout=60_000)
-
-
-def upload(page, tab: str, path: Path, button: str) -> None:
-    page.locator('[data-testid="stTab"]', has_text=tab).click()
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
-    page.get_by_role("button", name=button).wait_for(timeout=120_000)
-    wait_until_idle(page)
-    page.get_by_role("button", name=button).click()
-    wait_until_idle(page)
-    problems = errors(page)
-    if problems:
-        raise RuntimeError(f"{path.name}: {problems}")
-
-
-def sidebar_shows(page, text: str) -> None:
-    try:
-        page.wait_for_function("(text) => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
-                               ".innerText.includes(text)", arg=text, timeout=120_000)
-    except Exception as exc:
-        raise RuntimeError(f"the sidebar never showed {text!r}; errors on the page: {errors(page)}") from exc
 
 
 def open_session(browser, url: str, scenario: str, table: Path, model_file: Path, moves: int):

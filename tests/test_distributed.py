@@ -62,10 +62,13 @@ def in_memory(model, frame, target, question, **kwargs):
     return audit_frame(model, X0, targets, question, index=frame.index, **kwargs)
 
 
-def test_the_model_pickles_with_its_bases_and_a_fresh_lock():
+def test_the_model_travels_to_workers_with_its_bases_and_a_fresh_lock():
+    """As Dask sends it between processes (its serializer, pickle, for our own in-memory object)."""
+    from distributed.protocol import deserialize, serialize
+
     model = SoftmaxModel(np.arange(12.0).reshape(3, 4) % 5, [0.0, 1.0, -1.0], classes=["a", "b", "c"])
     basis = model.reduced_basis()
-    twin = pickle.loads(pickle.dumps(model))
+    twin = deserialize(*serialize(model))
     assert np.array_equal(twin.coef, model.coef) and twin.fingerprint == model.fingerprint
     assert np.array_equal(twin.reduced_basis().M, basis.M) and not twin.coef.flags.writeable
     assert twin._lock is not model._lock and twin._lock.acquire(blocking=False)  # a working, unheld lock
